@@ -1,0 +1,3 @@
+"""mibench: a plugin-based benchmark for membership-inference attacks and defenses."""
+
+__version__ = "0.1.0"

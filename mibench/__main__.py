@@ -1,0 +1,5 @@
+"""``python -m mibench`` runs the command line."""
+
+from mibench.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``mibench`` command, one module per subcommand."""

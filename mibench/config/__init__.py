@@ -1,0 +1,1 @@
+"""Grid files: YAML with line numbers, validated by pydantic, plugins resolved."""

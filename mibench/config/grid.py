@@ -1,0 +1,68 @@
+"""The grid file's schema: what to train, how, and which attacks to run on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_validator
+
+from mibench.config.training import StrictModel, TrainingConfig
+
+
+def _name_to_entry(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class PluginEntry(StrictModel):
+    """A plugin in the grid: ``name``, or ``{name, params, sweep}``.
+
+    ``sweep`` maps a param to a list of values; every combination of the lists is
+    its own config (its own leaderboard row).
+    """
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
+
+
+Entry = Annotated[PluginEntry, BeforeValidator(_name_to_entry)]
+
+
+class ShadowConfig(StrictModel):
+    count: int = Field(5, ge=0, le=256, description="Shadow models per target (REFERENCE §1).")
+    training: str = Field(
+        "adaptive",
+        min_length=1,
+        description="'adaptive': shadows use the target's defense and params; "
+        "or a defense name (e.g. 'ce'), used with its default params for every shadow.",
+    )
+
+
+class Grid(StrictModel):
+    """A whole benchmark: the cross product of datasets, architectures, defenses and seeds."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Name of the run.")
+    output: Path | None = Field(None, description="Output directory; default runs/<name>.")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    split_seed: int = Field(0, ge=0, description="Seed of the target/shadow and member/non-member splits.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+    datasets: list[Entry] = Field(min_length=1)
+    architectures: list[Entry] = Field(min_length=1)
+    defenses: list[Entry] = Field(min_length=1)
+    attacks: list[Entry] = Field(min_length=1)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be distinct")
+        if any(s < 0 for s in seeds):
+            raise ValueError("seeds must be >= 0")
+        return seeds
+
+    @property
+    def output_dir(self) -> Path:
+        return self.output if self.output is not None else Path("runs") / self.name

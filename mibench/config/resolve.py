@@ -1,0 +1,252 @@
+"""From a grid file to validated plugin configs, collecting every problem on the way."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mibench.config.errors import ConfigError, Path_, Problem
+from mibench.config.grid import Grid, PluginEntry, _name_to_entry
+from mibench.config.yamlfile import LineMap, load_yaml
+from mibench.interfaces import Params, Plugin
+from mibench.registry import PluginInfo, Registry, UnknownPlugin
+
+SECTIONS = {"datasets": "dataset", "architectures": "architecture", "defenses": "defense", "attacks": "attack"}
+
+
+@dataclass(frozen=True, eq=False)
+class PluginConfig:
+    """One plugin with validated params: a dataset, an architecture, a defense config or an attack.
+
+    Two configs are equal when their :meth:`spec` is: same plugin, params and version.
+    """
+
+    info: PluginInfo
+    params: Params
+    swept: tuple[str, ...] = ()
+
+    def _spec_text(self) -> str:
+        return json.dumps(self.spec(), sort_keys=True)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PluginConfig) and self._spec_text() == other._spec_text()
+
+    def __hash__(self) -> int:
+        return hash(self._spec_text())
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    def _neutral(self) -> set[str]:
+        """Params that cannot change a result (where to find data): see :func:`mibench.interfaces.location`."""
+        fields = type(self.params).model_fields
+        return {k for k, f in fields.items() if (f.json_schema_extra or {}).get("affects_results") is False}
+
+    def params_json(self) -> dict[str, Any]:
+        """Every param that can change a result, as JSON."""
+        return self.params.model_dump(mode="json", exclude=self._neutral())
+
+    def spec(self) -> dict[str, Any]:
+        """What identifies this config in a hash: name, its result-changing params, the plugin's version."""
+        return {"name": self.name, "params": self.params_json(), "version": self.info.version}
+
+    @property
+    def label(self) -> str:
+        """``name`` or ``name(k=v, ...)`` with the params that differ from the defaults."""
+        changed = self.params.model_dump(mode="json", exclude_defaults=True, exclude=self._neutral())
+        if not changed:
+            return self.name
+        inner = ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in changed.items())
+        return f"{self.name}({inner})"
+
+    def create(self) -> Plugin:
+        return self.info.cls(self.params)
+
+    def with_params(self, **changes: Any) -> "PluginConfig":
+        """This config with some params replaced (and validated again)."""
+        params = self.info.cls.Params.model_validate({**self.params.model_dump(), **changes})
+        return PluginConfig(self.info, params, self.swept)
+
+
+@dataclass
+class ResolvedGrid:
+    """A grid whose every plugin name is registered and every params block is valid."""
+
+    grid: Grid
+    datasets: list[PluginConfig]
+    architectures: list[PluginConfig]
+    defenses: list[PluginConfig]
+    attacks: list[PluginConfig]
+    shadow_defense: PluginConfig | None  # None: adaptive (each target's own defense)
+    source: str = "<grid>"
+    warnings: list[str] = field(default_factory=list)
+
+
+def _describe(err: dict[str, Any]) -> str:
+    msg = err["msg"]
+    if err["type"] in {"missing", "extra_forbidden"}:
+        return "field required" if err["type"] == "missing" else "unknown key"
+    if "input" in err and not isinstance(err["input"], (dict, list)):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def _pydantic_problems(exc: ValidationError, prefix: Path_, lines: LineMap) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        path = (*prefix, *loc)
+        out.append(Problem(path, _describe(err), lines.line(path)))
+    return out
+
+
+def _param_problems(
+    exc: ValidationError, entry_path: Path_, info: PluginInfo, combo: dict[str, Any], sweep: dict[str, list]
+) -> list[Problem]:
+    problems = []
+    fields = ", ".join(info.cls.Params.model_fields) or "no params"
+    for err in exc.errors():
+        loc = err["loc"]
+        key = loc[0] if loc else None
+        if key in combo:
+            path: Path_ = (*entry_path, "sweep", key, sweep[key].index(combo[key]), *loc[1:])
+        else:
+            path = (*entry_path, "params", *loc)
+        if err["type"] == "extra_forbidden":
+            message = f"unknown param of {info.kind} {info.name!r}; it takes: {fields}"
+        else:
+            message = _describe(err)
+        problems.append(Problem(path, message))
+    return problems
+
+
+def _expand(
+    entry: PluginEntry, entry_path: Path_, info: PluginInfo, problems: list[Problem]
+) -> list[PluginConfig]:
+    """Every sweep combination of one grid entry, validated by the plugin's Params."""
+    params_model = info.cls.Params
+    unknown = [k for k in entry.sweep if k not in params_model.model_fields]
+    for key in unknown:
+        fields = ", ".join(params_model.model_fields) or "no params"
+        problems.append(Problem((*entry_path, "sweep", key), f"unknown param of {info.kind} {info.name!r}; it takes: {fields}"))
+    for key in entry.sweep:
+        if key in entry.params:
+            problems.append(Problem((*entry_path, "sweep", key), "is both in params and in sweep"))
+    if unknown:
+        return []
+    keys = list(entry.sweep)
+    configs: list[PluginConfig] = []
+    seen_errors: set[tuple] = set()
+    for values in itertools.product(*(entry.sweep[k] for k in keys)) if keys else [()]:
+        combo = dict(zip(keys, values))
+        try:
+            params = params_model.model_validate({**entry.params, **combo})
+        except ValidationError as exc:
+            for p in _param_problems(exc, entry_path, info, combo, entry.sweep):
+                if (p.path, p.message) not in seen_errors:
+                    seen_errors.add((p.path, p.message))
+                    problems.append(p)
+            continue
+        configs.append(PluginConfig(info, params, tuple(keys)))
+    return configs
+
+
+def _resolve_section(
+    raw: Any, section: str, registry: Registry, problems: list[Problem]
+) -> list[PluginConfig]:
+    """Resolve each well-formed entry of one plugin section (malformed ones are the schema's problem)."""
+    kind = SECTIONS[section]
+    configs: list[PluginConfig] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        entry_path: Path_ = (section, i)
+        try:
+            entry = PluginEntry.model_validate(_name_to_entry(item))
+        except ValidationError:
+            continue
+        try:
+            info = registry.get(kind, entry.name)
+        except UnknownPlugin as exc:
+            problems.append(Problem((*entry_path, "name") if isinstance(item, dict) else entry_path, str(exc)))
+            continue
+        for config in _expand(entry, entry_path, info, problems):
+            key = config._spec_text()
+            if key in seen:
+                problems.append(Problem(entry_path, f"repeats {section}[{seen[key]}] ({config.label})"))
+                continue
+            seen[key] = i
+            configs.append(config)
+    return configs
+
+
+def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source: str = "<grid>") -> ResolvedGrid:
+    """Validate a loaded grid document against the schema and the registered plugins.
+
+    Every problem is collected (schema and plugins alike) before one ConfigError is raised.
+    """
+    lines = lines or LineMap({})
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem((), "a grid file must be a mapping of keys (name, datasets, ...)", 1)])
+    problems: list[Problem] = []
+    grid: Grid | None = None
+    try:
+        grid = Grid.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, (), lines))
+
+    resolved = {section: _resolve_section(data.get(section), section, registry, problems) for section in SECTIONS}
+
+    shadow_defense = None
+    shadow_training = (data.get("shadow") or {}).get("training", "adaptive") if isinstance(data.get("shadow"), dict) else "adaptive"
+    if isinstance(shadow_training, str) and shadow_training not in {"adaptive", ""}:
+        try:
+            info = registry.get("defense", shadow_training)
+            shadow_defense = PluginConfig(info, info.cls.Params())
+        except UnknownPlugin as exc:
+            problems.append(Problem(("shadow", "training"), f"must be 'adaptive' or a defense name: {exc}"))
+
+    if grid is not None:
+        problems.extend(_cross_checks(grid, resolved))
+    if problems or grid is None:
+        located = [Problem(p.path, p.message, p.line or lines.line(p.path)) for p in problems]
+        raise ConfigError(source, sorted(located, key=lambda p: (p.line or 0)))
+
+    warnings = []
+    for ds in resolved["datasets"]:
+        message = ds.create().missing_data()
+        if message:
+            warnings.append(f"dataset {ds.label}: {message}")
+    return ResolvedGrid(grid, resolved["datasets"], resolved["architectures"], resolved["defenses"],
+                        resolved["attacks"], shadow_defense, source, warnings)
+
+
+def _cross_checks(grid: Grid, resolved: dict[str, list[PluginConfig]]) -> list[Problem]:
+    """Problems that involve more than one part of the grid."""
+    problems = []
+    needs_shadows = [a for a in resolved["attacks"] if a.info.cls.needs_shadows]
+    if needs_shadows and grid.shadow.count == 0:
+        names = ", ".join(sorted({a.name for a in needs_shadows}))
+        problems.append(Problem(("shadow", "count"), f"must be >= 1: attacks {names} use shadow models"))
+    black_box = [d.label for d in resolved["defenses"] if not d.info.cls.white_box]
+    if black_box:
+        for i, entry in enumerate(grid.attacks):
+            white = [a for a in resolved["attacks"] if a.name == entry.name and a.info.cls.needs_white_box]
+            if white:
+                problems.append(Problem(("attacks", i), f"attack {entry.name!r} needs white-box access, "
+                                        f"but these defenses release black-box models only: {', '.join(black_box)}"))
+    return problems
+
+
+def load_grid(path: str | Path, registry: Registry) -> ResolvedGrid:
+    data, lines = load_yaml(path)
+    return resolve(data, registry, lines, str(path))

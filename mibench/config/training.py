@@ -1,0 +1,95 @@
+"""The grid's ``training:`` block: epochs, batch size, optimiser, learning-rate schedule."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    """A config block that refuses unknown keys and cannot be changed once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OptimizerConfig(StrictModel):
+    name: Literal["sgd", "adam", "adamw"] = Field("sgd", description="Optimiser of the model.")
+    lr: float = Field(0.1, gt=0, description="Base learning rate.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
+    weight_decay: float = Field(5e-4, ge=0, description="L2 weight decay.")
+    nesterov: bool = Field(False, description="Nesterov momentum (SGD only).")
+
+
+class ScheduleConfig(StrictModel):
+    """Learning rate per epoch (epochs counted from 1).
+
+    - ``constant``: ``optimizer.lr`` throughout.
+    - ``multistep``: multiply by ``gamma`` at each epoch in ``milestones``
+      (RelaxLoss: milestones [150, 225] of 300).
+    - ``piecewise``: ``lrs`` maps the first epoch of each stage to its lr
+      (the CRL code: {1: 0.01, 2: 0.1, 51: 0.01, 81: 0.001}).
+    - ``cosine``: cosine decay from ``optimizer.lr`` to 0 over the epochs.
+    """
+
+    name: Literal["constant", "multistep", "piecewise", "cosine"] = "constant"
+    milestones: list[int] = Field(default_factory=list, description="multistep: epochs where lr drops.")
+    gamma: float = Field(0.1, gt=0, description="multistep: factor applied at each milestone.")
+    lrs: dict[int, float] = Field(default_factory=dict, description="piecewise: first epoch -> lr.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ScheduleConfig":
+        if self.name == "piecewise":
+            if not self.lrs:
+                raise ValueError("a piecewise schedule needs lrs: {first_epoch: lr, ...}")
+            if 1 not in self.lrs:
+                raise ValueError("a piecewise schedule's lrs must start at epoch 1")
+            if any(lr <= 0 for lr in self.lrs.values()):
+                raise ValueError("every lr must be > 0")
+        if self.name == "multistep" and not self.milestones:
+            raise ValueError("a multistep schedule needs milestones: [epoch, ...]")
+        return self
+
+    def lr_at(self, epoch: int, base_lr: float, epochs: int) -> float:
+        """Learning rate during ``epoch`` (1-based) of ``epochs``."""
+        import math
+
+        if self.name == "constant":
+            return base_lr
+        if self.name == "multistep":
+            return base_lr * self.gamma ** sum(1 for m in self.milestones if epoch > m)
+        if self.name == "piecewise":
+            start = max(e for e in self.lrs if e <= epoch)
+            return self.lrs[start]
+        return base_lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
+
+
+class TrainingOverride(StrictModel):
+    """Per-architecture changes to the training block (DenseNet121 uses batch 32)."""
+
+    epochs: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    optimizer: OptimizerConfig | None = None
+    schedule: ScheduleConfig | None = None
+
+
+class TrainingConfig(StrictModel):
+    epochs: int = Field(30, ge=1, description="Training epochs of every model.")
+    batch_size: int = Field(128, ge=1, description="Training batch size.")
+    eval_batch_size: int = Field(1024, ge=1, description="Batch size for predictions.")
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16 runs forward passes under bfloat16 autocast (GPU)."
+    )
+    overrides: dict[str, TrainingOverride] = Field(
+        default_factory=dict, description="Architecture name -> settings that replace these."
+    )
+
+    def for_architecture(self, name: str) -> "TrainingConfig":
+        """This block with the architecture's overrides applied (and none left)."""
+        change = self.overrides.get(name)
+        fields = self.model_dump(exclude={"overrides"})
+        if change is not None:
+            fields.update(change.model_dump(exclude_none=True))
+        return TrainingConfig.model_validate(fields)

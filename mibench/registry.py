@@ -1,0 +1,107 @@
+"""The typed registry that plugins fill: one table per kind, duplicate names refused."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+
+from mibench.interfaces import Architecture, Attack, Dataset, Defense, Plugin
+
+KINDS: dict[str, type[Plugin]] = {
+    "dataset": Dataset,
+    "architecture": Architecture,
+    "defense": Defense,
+    "attack": Attack,
+}
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded or registered; the message says which and why."""
+
+
+class UnknownPlugin(PluginError):
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        self.kind, self.name, self.known = kind, name, known
+        super().__init__(f"unknown {kind} {name!r}; registered: {', '.join(known) or 'none'}")
+
+
+@lru_cache(maxsize=None)
+def _distributions() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+def _source_of(cls: type) -> tuple[str, str, str]:
+    """(module, distribution, version) that a plugin class comes from."""
+    module = cls.__module__
+    top = module.split(".")[0]
+    dists = _distributions().get(top, [])
+    if not dists:
+        return module, top, getattr(sys.modules.get(top), "__version__", "unknown")
+    dist = dists[0]
+    try:
+        return module, dist, metadata.version(dist)
+    except metadata.PackageNotFoundError:  # pragma: no cover - broken install
+        return module, dist, "unknown"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """A registered plugin class and where it came from."""
+
+    kind: str
+    name: str
+    cls: type[Plugin]
+    module: str
+    package: str
+    version: str
+
+    @property
+    def source(self) -> str:
+        return f"{self.module} ({self.package} {self.version})"
+
+
+class Registry:
+    """Plugins by kind and name. Filled through the ``register_*`` hooks."""
+
+    def __init__(self) -> None:
+        self._plugins: dict[str, dict[str, PluginInfo]] = {kind: {} for kind in KINDS}
+
+    def add(self, kind: str, cls: type) -> PluginInfo:
+        base = KINDS[kind]
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(f"register_{kind}s got {cls!r}, which is not a {base.__name__} subclass")
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise PluginError(
+                f"{cls.__module__}.{cls.__qualname__} needs a name of lowercase letters, digits, '-', '_' or '.'"
+            )
+        module, package, version = _source_of(cls)
+        info = PluginInfo(kind, name, cls, module, package, version)
+        existing = self._plugins[kind].get(name)
+        if existing is not None and existing.cls is not cls:
+            raise PluginError(
+                f"{kind} {name!r} is registered twice: by {existing.source} and by {info.source}"
+            )
+        self._plugins[kind][name] = info
+        return info
+
+    def get(self, kind: str, name: str) -> PluginInfo:
+        try:
+            return self._plugins[kind][name]
+        except KeyError:
+            raise UnknownPlugin(kind, name, self.names(kind)) from None
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._plugins[kind])
+
+    def all(self) -> list[PluginInfo]:
+        return [info for kind in KINDS for _, info in sorted(self._plugins[kind].items())]
+
+    def versions(self) -> dict[str, str]:
+        """Package -> version of every package that contributed a plugin."""
+        return {info.package: info.version for info in self.all()}

@@ -1,0 +1,151 @@
+"""The shared training loop, used by every defense that does not drive training itself.
+
+The loop is kept as close to a bare PyTorch loop as possible (benchmarks/overhead.py
+measures the difference): the training subset is materialised once on the device,
+batches are index slices of it, and nothing crosses back to the host per batch
+except what the progress bar shows once per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from mibench.config.training import TrainingConfig
+from mibench.data import Normaliser, as_index, unit_inputs
+from mibench.interfaces import Objective, Pool
+from mibench.progress import progress_bar
+
+EpochCallback = Callable[[int, nn.Module], None]
+
+
+class Trainer:
+    """Runs epochs of mini-batch training with the grid's training settings."""
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        pool: Pool,
+        device: torch.device,
+        seed: int,
+        desc: str = "train",
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.device = device
+        self.seed = seed
+        self.desc = desc
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.normalise = Normaliser(pool, device)
+
+    # ----------------------------------------------------------------- building blocks
+
+    def make_optimizer(self, params, config=None) -> torch.optim.Optimizer:
+        cfg = config or self.config.optimizer
+        if cfg.name == "sgd":
+            return torch.optim.SGD(
+                params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+            )
+        cls = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
+        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def set_lr(self, optimizer: torch.optim.Optimizer, epoch: int) -> float:
+        lr = self.config.schedule.lr_at(epoch, self.config.optimizer.lr, self.config.epochs)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def inputs(self, indices: np.ndarray) -> torch.Tensor:
+        """Pool inputs at ``indices`` as [0, 1] floats on the device (not normalised)."""
+        return unit_inputs(self.pool, indices, self.device)
+
+    def batches(
+        self,
+        x: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int | None = None,
+        augment: bool = True,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled, augmented, normalised batches of ``x`` (from :meth:`inputs`)."""
+        bs = batch_size or self.config.batch_size
+        perm = torch.randperm(len(x), generator=self.generator).to(self.device)
+        for start in range(0, len(x), bs):
+            idx = perm[start : start + bs]
+            xb = x[idx]
+            if augment and self.pool.augment is not None:
+                xb = self.pool.augment(xb, self.generator)
+            yield self.normalise(xb), targets[idx]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ---------------------------------------------------------------------- the loop
+
+    def fit(
+        self,
+        model: nn.Module,
+        indices: np.ndarray,
+        objective: Objective,
+        *,
+        targets: torch.Tensor | None = None,
+        epochs: int | None = None,
+        on_epoch_end: EpochCallback | None = None,
+        desc: str | None = None,
+    ) -> nn.Module:
+        """Train ``model`` on pool samples ``indices`` with ``objective``.
+
+        ``targets`` defaults to the pool labels; a defense may pass soft targets
+        (one row per index). ``on_epoch_end(epoch, model)`` runs after each epoch
+        (1-based), for checkpoints.
+        """
+        epochs = epochs or self.config.epochs
+        x = self.inputs(indices)
+        if targets is None:
+            targets = self.pool.labels[as_index(indices)]
+        targets = targets.to(self.device)
+        optimizer = self.make_optimizer(model.parameters())
+        n_batches = -(-len(x) // self.config.batch_size)
+        model.train()
+        with progress_bar(total=epochs * n_batches, desc=desc or self.desc, unit="batch") as bar:
+            for epoch in range(1, epochs + 1):
+                self.set_lr(optimizer, epoch)
+                loss_sum = torch.zeros((), device=self.device)
+                for xb, yb in self.batches(x, targets):
+                    with self.autocast():
+                        logits, features = model(xb)
+                    loss = objective(logits.float(), features.float(), yb, epoch)
+                    optimizer.zero_grad(set_to_none=True)
+                    objective.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    objective.step()
+                    loss_sum += loss.detach()
+                    bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{loss_sum.item() / n_batches:.4f}", refresh=False)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, model)
+        model.eval()
+        return model
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module, pool: Pool, indices: np.ndarray, device: torch.device, batch_size: int = 1024
+) -> torch.Tensor:
+    """Logits of ``model`` (eval mode) on pool samples ``indices``, as float32 on the CPU."""
+    normalise = Normaliser(pool, device)
+    model.eval()
+    out = []
+    for start in range(0, len(indices), batch_size):
+        xb = unit_inputs(pool, indices[start : start + batch_size], device)
+        logits, _ = model(normalise(xb))
+        out.append(logits.float().cpu())
+    if not out:
+        return torch.zeros((0, pool.num_classes))
+    return torch.cat(out)

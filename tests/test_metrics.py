@@ -1,0 +1,100 @@
+"""Metrics against small cases worked out by hand, and against scikit-learn."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from mibench.metrics import (
+    attack_metrics,
+    balanced_accuracy,
+    best_threshold,
+    per_class_thresholds,
+    predict_members,
+    tpr_at_fpr,
+)
+
+# Members score 0.9, 0.4; non-members 0.6, 0.1. Member beats non-member in 3 of 4 pairs.
+MEMBER = np.array([1, 1, 0, 0], bool)
+SCORES = np.array([0.9, 0.4, 0.6, 0.1])
+
+
+def test_auc_by_hand():
+    assert attack_metrics(MEMBER, SCORES, np.zeros(4, int), None).auc == pytest.approx(0.75)
+
+
+def test_tpr_at_fpr_by_hand():
+    # ROC vertices: (0,0) (0,.5) (.5,.5) (.5,1) (1,1)
+    assert tpr_at_fpr(MEMBER, SCORES, 0.01) == pytest.approx(0.5)
+    assert tpr_at_fpr(MEMBER, SCORES, 0.5) == pytest.approx(1.0)
+    assert tpr_at_fpr(MEMBER, SCORES, 0.75) == pytest.approx(1.0)
+
+
+def test_tpr_at_fpr_on_a_vertical_segment_takes_its_top():
+    # Non-members 0.95 .3 .2 .1, members .9 .8 .7 .05: at FPR 0.25 three members are above.
+    member = np.array([0, 0, 0, 0, 1, 1, 1, 1], bool)
+    scores = np.array([0.95, 0.3, 0.2, 0.1, 0.9, 0.8, 0.7, 0.05])
+    assert tpr_at_fpr(member, scores, 0.25) == pytest.approx(0.75)
+    assert tpr_at_fpr(member, scores, 0.1) == pytest.approx(0.0)
+    # Between (1, .75) and ... the last vertex (1, 1) is at FPR 1.
+    assert tpr_at_fpr(member, scores, 0.375) == pytest.approx(0.75)
+
+
+def test_tpr_at_fpr_interpolates_between_vertices():
+    # Non-members .8 .6, members .7 .5: vertices (0,0) (.5,0) (.5,.5) (1,.5) (1,1).
+    member = np.array([0, 0, 1, 1], bool)
+    scores = np.array([0.8, 0.6, 0.7, 0.5])
+    assert tpr_at_fpr(member, scores, 0.25) == pytest.approx(0.0)
+    assert tpr_at_fpr(member, scores, 0.75) == pytest.approx(0.5)
+    member = np.array([0, 1, 1, 0], bool)
+    scores = np.array([0.8, 0.7, 0.6, 0.5])  # (0,0) (.5,0) (.5,1) (1,1) with ties none
+    assert tpr_at_fpr(member, scores, 0.5) == pytest.approx(1.0)
+
+
+def test_tied_scores_give_a_diagonal_roc_segment():
+    # All four samples tie: the ROC is the diagonal, TPR at FPR f is f.
+    member = np.array([1, 1, 0, 0], bool)
+    scores = np.zeros(4)
+    assert tpr_at_fpr(member, scores, 0.3) == pytest.approx(0.3)
+
+
+def test_auc_and_tpr_agree_with_sklearn_on_random_scores():
+    rng = np.random.default_rng(0)
+    member = rng.random(2000) < 0.5
+    scores = rng.normal(size=2000) + 0.5 * member
+    m = attack_metrics(member, scores, np.zeros(2000, int), None)
+    assert m.auc == pytest.approx(roc_auc_score(member, scores))
+    # Brute force: the best TPR over thresholds whose FPR is at most 1%.
+    best = max(
+        (scores[member] >= t).mean() for t in np.unique(scores) if (scores[~member] >= t).mean() <= 0.01
+    )
+    assert best - 1e-12 <= m.tpr_at_1pct_fpr <= best + 1.0 / member.sum()
+
+
+def test_best_threshold_maximises_balanced_accuracy():
+    # t=.9: bal .75; t=.6: .5; t=.4: .75; t=.1: .5 -> ties go to the smaller threshold, .4
+    assert best_threshold(SCORES, MEMBER) == pytest.approx(0.4)
+    assert best_threshold(np.array([3.0, 2.0, 1.0]), np.array([1, 0, 0], bool)) == pytest.approx(3.0)
+
+
+def test_best_threshold_with_no_signal_calls_nobody_a_member():
+    assert best_threshold(np.array([1.0, 2.0]), np.array([1, 0], bool)) == np.inf
+
+
+def test_per_class_thresholds_and_balanced_accuracy():
+    scores = np.array([5.0, 4.0, 1.0, 0.0, 0.9, 0.8, 0.2, 0.1])
+    member = np.array([1, 0, 1, 0, 1, 1, 0, 0], bool)
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    thr = per_class_thresholds(scores, member, labels, num_classes=3)
+    # class 0: t=5 -> tp .5 fp 0 -> .75; t=4 -> .5; t=1 -> tp 1 fp .5 -> .75; ties -> 1.0
+    assert thr[0] == pytest.approx(1.0)
+    assert thr[1] == pytest.approx(0.8)
+    # class 2 has no samples: the global threshold
+    assert thr[2] == pytest.approx(best_threshold(scores, member))
+    predicted = predict_members(scores, labels, thr)
+    assert predicted.tolist() == [True, True, True, False, True, True, False, False]
+    assert balanced_accuracy(member, predicted) == pytest.approx(0.5 * (1.0 + 3 / 4))
+
+
+def test_non_finite_scores_are_refused():
+    with pytest.raises(ValueError, match="non-finite"):
+        attack_metrics(MEMBER, np.array([1.0, np.nan, 0.0, 0.0]), np.zeros(4, int), None)
