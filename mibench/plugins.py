@@ -25,6 +25,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.datasets.digits",
     "mibench_plugins.architectures.small",
     "mibench_plugins.defenses.ce",
+    "mibench_plugins.defenses.simple",
+    "mibench_plugins.defenses.early_stopping",
+    "mibench_plugins.defenses.relaxloss",
+    "mibench_plugins.defenses.crl",
     "mibench_plugins.attacks.threshold",
 )
 

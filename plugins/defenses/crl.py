@@ -1,0 +1,162 @@
+"""Center-based Relaxed Learning (CRL; UAI 2024) and the two ablations of its Table 2.
+
+CRL = ImpRelaxLoss + lambda * RelaxedCenterLoss (Algorithm 1, eqs. 5-9), epochs
+counted from 1 as in Algorithm 1:
+
+- ImpRelaxLoss: logits normalised, g / (1 + tau_rce ||g||); L_lce = CE(g_norm, y).
+  Even epochs |L_lce - alpha_rce|; odd epochs L_lce while above alpha_rce, else the
+  soft CE of g_norm against t (t_y = p_y from the un-normalised logits, clamped at
+  ``upper``; the rest (1 - p_y)/(C - 1)), on every sample, as the authors' code does.
+- Relaxed center loss: features and class centers normalised with tau_rcl;
+  L_ct = sum_j ||q_j - c_yj||^2 / 2B. Even epochs |L_ct - alpha_rcl|; odd epochs
+  L_ct while above alpha_rcl, else sum_j [p_yj ||q_j - c_yj||^2 + (1 - p_yj) ||q_j||^2] / 2B
+  (pull toward the center as confident, push toward the origin as unsure).
+- Centers: one learnable vector per class (standard normal init), updated by
+  their own SGD with ``center_lr`` from the gradient of the center loss alone
+  (Algorithm 1 line 24: c <- c - tau_c * grad L_rcl; the lambda factor of the total
+  loss is divided out). The authors' code instead steps lambda * grad with momentum
+  0.9 and weight decay 5e-4; ``center_momentum`` gives the momentum.
+- As in the authors' code, p_y is not detached.
+
+Defaults. The paper publishes no values for its tables. They were chosen by a small
+sweep on Fashion-MNIST (small-cnn, 1,500 members, 40 epochs; see
+benchmarks/fmnist-crl-sweep.yaml and the README): alpha_rce sets the privacy-utility
+trade-off (the paper's Fig. 5 sweeps it), tau_rce = tau_rcl = 1, lambda_ = 0.5,
+alpha_rcl below the typical normalised center distance, center_lr = 0.001 (paper).
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from mibench.hookspecs import hookimpl
+from mibench.interfaces import LossDefense, Objective, ObjectiveSpec, Params
+from mibench_plugins.defenses.relax import (
+    flattened_target,
+    relaxed,
+    scale_norm,
+    soft_cross_entropy,
+    true_class_prob,
+)
+import torch.nn.functional as F
+
+
+def imp_relax_loss(logits, labels, epoch, alpha_rce, tau_rce, upper):
+    """ImpRelaxLoss (eq. 9) of a batch."""
+    g_norm = scale_norm(logits, tau_rce)
+    lce = F.cross_entropy(g_norm, labels)
+
+    def soft():
+        target = flattened_target(true_class_prob(logits, labels, upper), labels, logits.shape[1])
+        return soft_cross_entropy(g_norm, target)
+
+    return relaxed(lce, alpha_rce, epoch, soft)
+
+
+def relaxed_center_loss(logits, features, labels, centers, epoch, alpha_rcl, tau_rcl, upper):
+    """The relaxed center loss (Algorithm 1, lines 7-18) of a batch."""
+    q = scale_norm(features.flatten(1), tau_rcl)
+    c = scale_norm(centers, tau_rcl)[labels]
+    dist = (q - c).pow(2).sum(1)
+    two_b = 2.0 * len(labels)
+    l_ct = dist.sum() / two_b
+
+    def push():
+        p_y = true_class_prob(logits, labels, upper)
+        return (p_y * dist + (1.0 - p_y) * q.pow(2).sum(1)).sum() / two_b
+
+    return relaxed(l_ct, alpha_rcl, epoch, push)
+
+
+class CRLParams(Params):
+    alpha_rce: float = Field(0.6, gt=0, description="Threshold of ImpRelaxLoss (the privacy knob; paper Fig. 5).")
+    alpha_rcl: float = Field(0.05, gt=0, description="Threshold of the relaxed center loss.")
+    tau_rce: float = Field(1.0, ge=0, description="Logit normalisation g / (1 + tau_rce ||g||); 0 switches it off.")
+    tau_rcl: float = Field(1.0, ge=0, description="Feature and center normalisation factor; 0 switches it off.")
+    lambda_: float = Field(0.5, gt=0, description="Weight of the relaxed center loss.")
+    center_lr: float = Field(0.001, gt=0, description="Learning rate of the class centers (paper: 0.001, constant).")
+    center_momentum: float = Field(0.0, ge=0, lt=1, description="Momentum of the centers' SGD (authors' code: 0.9).")
+    upper: float = Field(1.0, gt=0, le=1, description="Clamp of p_y in the soft target and the push branch.")
+
+
+class CRLObjective(Objective):
+    """ImpRelaxLoss + lambda * relaxed center loss, with the class centers as own parameters."""
+
+    def __init__(self, params, spec: ObjectiveSpec, use_centers: bool = True) -> None:
+        super().__init__()
+        self.p = params
+        self.use_centers = use_centers
+        if use_centers:
+            self.centers = nn.Parameter(torch.randn(spec.num_classes, spec.feature_dim))
+            self.optimizer = torch.optim.SGD([self.centers], lr=params.center_lr, momentum=params.center_momentum)
+
+    def forward(self, logits, features, targets, epoch):
+        p = self.p
+        loss = imp_relax_loss(logits, targets, epoch, p.alpha_rce, p.tau_rce, p.upper)
+        if self.use_centers:
+            loss = loss + p.lambda_ * relaxed_center_loss(
+                logits, features, targets, self.centers, epoch, p.alpha_rcl, p.tau_rcl, p.upper
+            )
+        return loss
+
+    def step(self) -> None:
+        if not self.use_centers or self.centers.grad is None:
+            return
+        self.centers.grad.div_(self.p.lambda_)  # the centers follow grad L_rcl alone (Alg. 1, line 24)
+        self.optimizer.step()
+
+
+class CRL(LossDefense):
+    """CRL: ImpRelaxLoss + lambda * relaxed center loss (normalised logits, features, centers)."""
+
+    name = "crl"
+    Params = CRLParams
+
+    def objective(self, spec: ObjectiveSpec) -> Objective:
+        return CRLObjective(self.params, spec)
+
+
+class ImpRelaxLossParams(Params):
+    alpha_rce: float = CRLParams.model_fields["alpha_rce"]
+    tau_rce: float = CRLParams.model_fields["tau_rce"]
+    upper: float = CRLParams.model_fields["upper"]
+
+
+class ImpRelaxLoss(LossDefense):
+    """CRL ablation: ImpRelaxLoss alone (relaxation + logit normalisation, no centers)."""
+
+    name = "imp-relaxloss"
+    Params = ImpRelaxLossParams
+
+    def objective(self, spec: ObjectiveSpec) -> Objective:
+        params = CRLParams(**self.params.model_dump())
+        return CRLObjective(params, spec, use_centers=False)
+
+
+class RelaxedCenterLossParams(Params):
+    alpha_rce: float = CRLParams.model_fields["alpha_rce"]
+    alpha_rcl: float = Field(1.0, gt=0, description="Threshold of the relaxed center loss (un-normalised distances).")
+    lambda_: float = CRLParams.model_fields["lambda_"]
+    center_lr: float = CRLParams.model_fields["center_lr"]
+    center_momentum: float = CRLParams.model_fields["center_momentum"]
+    upper: float = CRLParams.model_fields["upper"]
+
+
+class RelaxedCenterLoss(LossDefense):
+    """CRL ablation: relaxation + class centers, no normalisation (tau_rce = tau_rcl = 0)."""
+
+    name = "relaxed-center-loss"
+    Params = RelaxedCenterLossParams
+
+    def objective(self, spec: ObjectiveSpec) -> Objective:
+        params = CRLParams(**self.params.model_dump(), tau_rce=0.0, tau_rcl=0.0)
+        return CRLObjective(params, spec)
+
+
+@hookimpl
+def register_defenses(register):
+    register(CRL)
+    register(ImpRelaxLoss)
+    register(RelaxedCenterLoss)
