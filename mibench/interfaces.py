@@ -103,6 +103,15 @@ class DatasetParams(Params):
     pool_seed: int = Field(0, ge=0, description="Seed of the pool subsample.")
 
 
+@dataclass(frozen=True)
+class DataShape:
+    """What a dataset holds, known without loading it (for plans and estimates)."""
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    pool_size: int
+
+
 class Dataset(Plugin):
     """A source of labelled images: its pool, classes, shape and normalisation."""
 
@@ -112,6 +121,10 @@ class Dataset(Plugin):
     def load_pool(self) -> Pool:
         """Return the full pool (official train and test sets merged)."""
         raise NotImplementedError
+
+    def shape(self) -> DataShape | None:
+        """Input shape, classes and full pool size without loading the data; None if unknown."""
+        return None
 
     def missing_data(self) -> str | None:
         """A message saying how to get the data when it is not available, else None.

@@ -41,6 +41,13 @@ class Trainer:
         self.desc = desc
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.normalise = Normaliser(pool, device)
+        self.channels_last = device.type == "cuda" and config.channels_last
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Put ``model`` in the memory format the batches come in (channels_last on CUDA)."""
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
 
     # ----------------------------------------------------------------- building blocks
 
@@ -78,7 +85,10 @@ class Trainer:
             xb = x[idx]
             if augment and self.pool.augment is not None:
                 xb = self.pool.augment(xb, self.generator)
-            yield self.normalise(xb), targets[idx]
+            xb = self.normalise(xb)
+            if self.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yield xb, targets[idx]
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.config.precision == "bf16":
@@ -109,7 +119,7 @@ class Trainer:
         if targets is None:
             targets = self.pool.labels[as_index(indices)]
         targets = targets.to(self.device)
-        optimizer = self.make_optimizer(model.parameters())
+        optimizer = self.make_optimizer(self.prepare(model).parameters())
         n_batches = -(-len(x) // self.config.batch_size)
         model.train()
         with progress_bar(total=epochs * n_batches, desc=desc or self.desc, unit="batch") as bar:

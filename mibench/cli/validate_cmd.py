@@ -6,6 +6,7 @@ import click
 
 from mibench.cli.common import grid, reports_errors
 from mibench.config.resolve import ResolvedGrid
+from mibench.estimate import DEFAULT_TFLOPS, plan_cost
 from mibench.plan import Plan, build_plan
 
 
@@ -29,12 +30,37 @@ def describe_plan(resolved: ResolvedGrid, plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def _duration(hours: float) -> str:
+    if hours >= 1:
+        return f"{hours:.1f} GPU-hours"
+    return f"{hours * 60:.1f} GPU-minutes" if hours * 60 >= 1 else f"{hours * 3600:.0f} GPU-seconds"
+
+
+def describe_cost(resolved: ResolvedGrid, plan: Plan, tflops: float) -> str:
+    rows, unknown = plan_cost(resolved, plan)
+    lines = ["estimate (training and predictions; attacks add little except nn, gradx/gradw on big models):"]
+    total = 0.0
+    for r in rows:
+        hours = r.train_pflops * 1e15 / (tflops * 1e12) / 3600
+        total += hours
+        lines.append(f"  {r.dataset} / {r.architecture}: {r.models} models, {r.params_m:.2f}M params, "
+                     f"{r.gflops_per_image:.3g} GFLOP/image forward, {r.train_pflops:.3g} PFLOP, ~{_duration(hours)}")
+    lines.append(f"  total ~{_duration(total)} at an assumed {tflops:g} TFLOP/s effective (--tflops to change)")
+    for label in unknown:
+        lines.append(f"  {label}: size unknown without its data, not estimated")
+    return "\n".join(lines)
+
+
 @click.command("validate")
 @click.argument("grid_file", type=click.Path(dir_okay=False))
+@click.option("--tflops", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TFLOPS, show_default=True,
+              help="Effective training throughput assumed for the time estimate, in TFLOP/s.")
 @reports_errors
-def validate_command(grid_file: str) -> None:
-    """Check GRID_FILE and print the plan: models to train, attacks to run."""
+def validate_command(grid_file: str, tflops: float) -> None:
+    """Check GRID_FILE and print the plan: models to train, attacks to run, compute estimate."""
     resolved = grid(grid_file)
     for warning in resolved.warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(describe_plan(resolved, build_plan(resolved)))
+    plan = build_plan(resolved)
+    click.echo(describe_plan(resolved, plan))
+    click.echo(describe_cost(resolved, plan, tflops))

@@ -82,6 +82,7 @@ class TrainingConfig(StrictModel):
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16 runs forward passes under bfloat16 autocast (GPU)."
     )
+    channels_last: bool = Field(True, description="On CUDA, train conv nets in channels_last memory format.")
     overrides: dict[str, TrainingOverride] = Field(
         default_factory=dict, description="Architecture name -> settings that replace these."
     )

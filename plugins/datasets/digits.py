@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from mibench.hookspecs import hookimpl
-from mibench.interfaces import Dataset, DatasetParams, Pool
+from mibench.interfaces import DataShape, Dataset, DatasetParams, Pool
 
 
 class Digits(Dataset):
@@ -14,6 +14,9 @@ class Digits(Dataset):
 
     name = "digits"
     Params = DatasetParams
+
+    def shape(self) -> DataShape:
+        return DataShape((1, 8, 8), 10, 1797)
 
     def load_pool(self) -> Pool:
         from sklearn.datasets import load_digits

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from mibench.hookspecs import hookimpl
-from mibench.interfaces import Dataset, DatasetParams, Pool, location
+from mibench.interfaces import DataShape, Dataset, DatasetParams, Pool, location
 from mibench_plugins.datasets.idx import read_idx
 
 DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
@@ -60,6 +60,9 @@ class FashionMNIST(Dataset):
             if files:
                 return files
         return None
+
+    def shape(self) -> DataShape:
+        return DataShape((1, 28, 28), 10, 70000)
 
     def missing_data(self) -> str | None:
         if self._files() is not None or self.params.download:
