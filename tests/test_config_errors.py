@@ -134,4 +134,4 @@ def test_sweep_expands_to_one_config_per_combination(write_grid, registry):
         "architectures:\n  - name: mlp\n    params: {hidden: [8]}\n    sweep: {dropout: [0.0, 0.5]}",
     )
     resolved = load_grid(write_grid(text), registry)
-    assert [a.label for a in resolved.architectures] == ["mlp(hidden=[8])", "mlp(hidden=[8], dropout=0.5)"]
+    assert [a.label for a in resolved.architectures] == ["mlp(hidden=[8], dropout=0.0)", "mlp(hidden=[8], dropout=0.5)"]

@@ -62,8 +62,9 @@ class PluginConfig:
 
     @property
     def label(self) -> str:
-        """``name`` or ``name(k=v, ...)`` with the params that differ from the defaults."""
-        changed = self.params.model_dump(mode="json", exclude_defaults=True, exclude=self._neutral())
+        """``name`` or ``name(k=v, ...)`` with the params that differ from the defaults or are swept."""
+        shown = set(self.params.model_dump(exclude_defaults=True)) | set(self.swept)
+        changed = {k: v for k, v in self.params_json().items() if k in shown}
         if not changed:
             return self.name
         inner = ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in changed.items())
