@@ -36,6 +36,7 @@ def plugins_command(as_json: bool) -> None:
             kind = info.kind
             click.echo(click.style(f"\n{kind}s", bold=True))
         fields = info.cls.Params.model_fields
-        params = ", ".join(f"{k}={f.default!r}" for k, f in fields.items()) or "-"
+        params = ", ".join(f"{k}={json.dumps(f.get_default(call_default_factory=True), default=str)}"
+                           for k, f in fields.items()) or "-"
         click.echo(f"  {info.name:<22} {info.package} {info.version}  {info.cls.summary()}")
         click.echo(f"  {'':<22} params: {params}")
