@@ -23,6 +23,8 @@ DISABLE_ENV = "MIBENCH_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.datasets.fashion_mnist",
     "mibench_plugins.datasets.digits",
+    "mibench_plugins.datasets.cifar",
+    "mibench_plugins.datasets.svhn",
     "mibench_plugins.architectures.small",
     "mibench_plugins.defenses.ce",
     "mibench_plugins.attacks.threshold",
