@@ -26,6 +26,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.datasets.cifar",
     "mibench_plugins.datasets.svhn",
     "mibench_plugins.architectures.small",
+    "mibench_plugins.architectures.resnet",
+    "mibench_plugins.architectures.vgg",
+    "mibench_plugins.architectures.densenet",
+    "mibench_plugins.architectures.googlenet",
     "mibench_plugins.defenses.ce",
     "mibench_plugins.attacks.threshold",
 )

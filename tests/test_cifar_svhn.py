@@ -9,6 +9,7 @@ import pickle
 import struct
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.io
 import torch
@@ -208,3 +209,24 @@ def test_download_goes_through_torchvision_with_its_checksums(tmp_path, monkeypa
 
     monkeypatch.setattr(CIFAR10, "checked", FakeTorchvisionCIFAR10)
     assert len(CIFAR10(CIFAR10.Params(root=tmp_path / "c", download=True)).load_pool()) == 15
+
+
+def test_a_grid_runs_on_cifar_files_with_augmentation(tmp_path, registry, write_grid):
+    from mibench.config.resolve import load_grid
+    from mibench.runner import Runner
+
+    fake_cifar10(tmp_path / "data", sizes=(12,) * 5, n_test=20)
+    grid = write_grid(f"""
+        name: cifar-files
+        device: cpu
+        datasets: [{{name: cifar10, params: {{root: "{tmp_path / 'data'}", augment: true}}}}]
+        architectures: [small-cnn]
+        defenses: [ce]
+        attacks: [loss]
+        training: {{epochs: 2, batch_size: 16}}
+        shadow: {{count: 1}}
+        """)
+    summary = Runner(load_grid(grid, registry), registry, tmp_path / "run", log=lambda _: None).run()
+    assert summary.ok
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert results.loc[0, "dataset"] == "cifar10(augment=true)" and results.loc[0, "n_members"] == 20
