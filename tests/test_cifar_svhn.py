@@ -147,9 +147,10 @@ def test_svhn_extra_is_added_after_test(tmp_path):
 @pytest.mark.parametrize(
     "cls, expected",
     [
-        (CIFAR10, "cifar-10-batches-py/data_batch_1"),
-        (CIFAR100, "cifar-100-python/train"),
-        (SVHN, "train_32x32.mat"),
+        (CIFAR10, "expected cifar-10-batches-py/ (data_batch_1, data_batch_2, data_batch_3, data_batch_4, "
+                  "data_batch_5, test_batch); "),
+        (CIFAR100, "expected cifar-100-python/ (train, test); "),
+        (SVHN, "expected train_32x32.mat, test_32x32.mat; "),
     ],
 )
 def test_missing_files_say_where_and_how(tmp_path, cls, expected):
@@ -166,7 +167,7 @@ def test_one_missing_cifar_batch_is_named(tmp_path):
     fake_cifar10(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
     message = CIFAR10(CIFAR10.Params(root=tmp_path)).missing_data()
-    assert "(missing cifar-10-batches-py/data_batch_3)" in message
+    assert "test_batch); missing cifar-10-batches-py/ (data_batch_3); set download" in message
 
 
 def test_a_broken_file_is_reported_with_its_root(tmp_path):

@@ -60,10 +60,12 @@ class TorchvisionDataset(Dataset):
         missing = self._missing_files()
         if not missing or self.params.download:
             return None
+        expected = _listing(self.files())
+        if len(missing) < len(self.files()):
+            expected += f"; missing {_listing(missing)}"
         return (
-            f"{self.title} files not found under {self.root}: expected {', '.join(self.files())} "
-            f"(missing {', '.join(missing)}); set download: true on a machine with internet, "
-            f"or get them from {self.source} and put them under {self.root} (params.root)"
+            f"{self.title} files not found under {self.root}: expected {expected}; set download: true "
+            f"on a machine with internet, or get them from {self.source} and put them under {self.root} (params.root)"
         )
 
     def load_pool(self) -> Pool:
@@ -83,3 +85,12 @@ class TorchvisionDataset(Dataset):
             std=self.std,
             augment=random_crop_flip if self.params.augment else None,
         )
+
+
+def _listing(files: list[str]) -> str:
+    """``a/ (x, y), z``: relative file names, grouped by folder."""
+    folders: dict[str, list[str]] = {}
+    for path in files:
+        folder, _, name = path.rpartition("/")
+        folders.setdefault(folder, []).append(name)
+    return ", ".join(f"{folder}/ ({', '.join(names)})" if folder else ", ".join(names) for folder, names in folders.items())
