@@ -23,7 +23,13 @@ DISABLE_ENV = "MIBENCH_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.datasets.fashion_mnist",
     "mibench_plugins.datasets.digits",
+    "mibench_plugins.datasets.cifar",
+    "mibench_plugins.datasets.svhn",
     "mibench_plugins.architectures.small",
+    "mibench_plugins.architectures.resnet",
+    "mibench_plugins.architectures.vgg",
+    "mibench_plugins.architectures.densenet",
+    "mibench_plugins.architectures.googlenet",
     "mibench_plugins.defenses.ce",
     "mibench_plugins.defenses.simple",
     "mibench_plugins.defenses.early_stopping",
