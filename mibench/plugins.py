@@ -29,6 +29,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.defenses.early_stopping",
     "mibench_plugins.defenses.relaxloss",
     "mibench_plugins.defenses.crl",
+    "mibench_plugins.defenses.advreg",
     "mibench_plugins.attacks.threshold",
 )
 
