@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.defenses.relaxloss",
     "mibench_plugins.defenses.crl",
     "mibench_plugins.defenses.advreg",
+    "mibench_plugins.defenses.dmp",
     "mibench_plugins.attacks.threshold",
 )
 
