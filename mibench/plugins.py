@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.defenses.crl",
     "mibench_plugins.defenses.advreg",
     "mibench_plugins.defenses.dmp",
+    "mibench_plugins.defenses.dpsgd",
     "mibench_plugins.attacks.threshold",
 )
 
