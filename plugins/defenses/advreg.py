@@ -137,7 +137,9 @@ class AdvReg(Defense):
     the model's seed; the CRL code carves 0.2) becomes the inference model's
     non-members and is not trained on; the rest are the classifier's training
     data and the evaluation members (REFERENCE §1). The inference model h sees
-    the sorted softmax output and the one-hot label, and trains with Adam
+    the sorted softmax output and the one-hot label (REFERENCE §3; the CRL and
+    RelaxLoss codes sort too, raw logits; sorting hides which score is the
+    label's, so h judges confidence rather than correctness), and trains with Adam
     (lr 1e-3) and binary cross-entropy, ``inference_steps`` steps after every
     classifier step (Nasr et al.'s Algorithm 1 with k = 5). The classifier
     minimises CE + alpha * mean log h over its training batch (REFERENCE §3;

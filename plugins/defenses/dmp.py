@@ -56,7 +56,9 @@ class DMP(Defense):
     per-dataset sizes nor the CRL settings carry over) of reference samples whose
     teacher predictions (temperature 1) have the lowest entropy are kept, DMP's
     selection criterion. The released student, a fresh network, trains only on
-    those, with tau^2 * KL(softmax(t/tau) || softmax(s/tau)). The tau^2 factor
+    those, with tau^2 * KL(softmax(t/tau) || softmax(s/tau)) (teacher first, as
+    in Hinton et al. and the CRL code; REFERENCE §3 writes the arguments the
+    other way round). The tau^2 factor
     (Hinton et al.) keeps the gradient scale of cross-entropy, so the grid's
     learning rate suits the student as it suits every other defense; the CRL
     code has no such factor and averages over classes too. tau 4 is mibench's
