@@ -63,7 +63,8 @@ class ModelAccess:
         if not self.white_box:
             raise PermissionError(f"model {self.key} gives black-box access only")
         if self._module is None:
-            model = build_model(self.job.architecture, self.pool, self.device)
+            fresh = build_model(self.job.architecture, self.pool, self.device)
+            model = self.job.defense.create().released_architecture(fresh)
             model.load_state_dict(self._state)
             self._module = model.eval()
         return self._module

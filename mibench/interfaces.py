@@ -209,6 +209,16 @@ class Defense(Plugin):
     def train(self, job: TrainingJob) -> TrainedModel | Mapping[Any, TrainedModel]:
         raise NotImplementedError
 
+    def released_architecture(self, model: nn.Module) -> nn.Module:
+        """The network a released model's weights load into, given a fresh build of the grid's architecture.
+
+        The engine rebuilds every released model this way before loading its
+        weights. The identity, unless the defense changes the architecture it
+        trains (DP-SGD replacing batch norm by group norm); it must then build
+        its model with this method too.
+        """
+        return model
+
 
 class Objective(nn.Module):
     """A training loss with optional state of its own (CRL's class centers).

@@ -35,6 +35,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.defenses.early_stopping",
     "mibench_plugins.defenses.relaxloss",
     "mibench_plugins.defenses.crl",
+    "mibench_plugins.defenses.advreg",
+    "mibench_plugins.defenses.dmp",
+    "mibench_plugins.defenses.dpsgd",
     "mibench_plugins.attacks.threshold",
 )
 

@@ -24,7 +24,12 @@ EpochCallback = Callable[[int, nn.Module], None]
 
 
 class Trainer:
-    """Runs epochs of mini-batch training with the grid's training settings."""
+    """Runs epochs of mini-batch training with the grid's training settings.
+
+    :meth:`fit` builds its optimiser with :meth:`make_optimizer` and draws its
+    batches from :meth:`batches`; a defense that trains differently (DP-SGD) can
+    subclass the trainer, override those two, and keep the rest of the loop.
+    """
 
     def __init__(
         self,
@@ -81,14 +86,23 @@ class Trainer:
         bs = batch_size or self.config.batch_size
         perm = torch.randperm(len(x), generator=self.generator).to(self.device)
         for start in range(0, len(x), bs):
-            idx = perm[start : start + bs]
-            xb = x[idx]
-            if augment and self.pool.augment is not None:
-                xb = self.pool.augment(xb, self.generator)
-            xb = self.normalise(xb)
-            if self.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            yield xb, targets[idx]
+            yield self.batch(x, targets, perm[start : start + bs], augment)
+
+    def batch(
+        self, x: torch.Tensor, targets: torch.Tensor, idx: torch.Tensor, augment: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows ``idx`` of ``x`` (from :meth:`inputs`), augmented and normalised, with their targets.
+
+        :meth:`batches` draws ``idx`` by shuffling; a trainer that samples batches
+        another way (DP-SGD's Poisson sampling) overrides :meth:`batches` and calls this.
+        """
+        xb = x[idx]
+        if augment and self.pool.augment is not None:
+            xb = self.pool.augment(xb, self.generator)
+        xb = self.normalise(xb)
+        if self.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        return xb, targets[idx]
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.config.precision == "bf16":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from pathlib import Path
 
@@ -66,3 +67,71 @@ training:
   optimizer: {name: sgd, lr: 0.1, momentum: 0.9, weight_decay: 0.0}
 shadow: {count: 2}
 """
+
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_pool():
+    from mibench_plugins.datasets.digits import Digits
+
+    return Digits().load_pool()
+
+
+def digits_job(architecture=None, *, epochs: int = 3, seed: int = 0):
+    """A TrainingJob on the digits target split, to test a defense outside the runner.
+
+    ``architecture`` is an Architecture plugin instance (default: an MLP with one
+    hidden layer of 32); training is SGD, lr 0.1, batch 64 on the CPU.
+    """
+    import torch
+
+    from mibench.config.training import TrainingConfig
+    from mibench.interfaces import TrainingJob
+    from mibench.splits import Protocol
+    from mibench.training import Trainer
+    from mibench_plugins.architectures.small import MLP
+
+    pool = _digits_pool()
+    architecture = architecture or MLP(MLP.Params(hidden=[32]))
+    config = TrainingConfig(
+        epochs=epochs, batch_size=64, optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0}
+    )
+    device = torch.device("cpu")
+    torch.manual_seed(seed)
+    return TrainingJob(
+        pool=pool,
+        train_indices=Protocol.build(len(pool), 0).target.members,
+        build_model=lambda: architecture.build(pool.input_shape, pool.num_classes),
+        trainer=Trainer(config, pool, device, seed),
+        seed=seed,
+        device=device,
+        role="target",
+    )
+
+
+@pytest.fixture
+def fit_calls(monkeypatch):
+    """Spies on Trainer.fit: one record per call, with the weights as they were before training."""
+    import copy
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from mibench.training import Trainer
+
+    calls = []
+    real = Trainer.fit
+
+    def spy(self, model, indices, objective, **kwargs):
+        calls.append(SimpleNamespace(
+            model=model,
+            indices=np.array(indices),
+            objective=objective,
+            targets=kwargs.get("targets"),
+            model_before=copy.deepcopy(model.state_dict()),
+            objective_before=copy.deepcopy(objective.state_dict()),
+        ))
+        return real(self, model, indices, objective, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    return calls
