@@ -48,6 +48,9 @@ class _CIFAR(TorchvisionDataset):
     unchecked: ClassVar[type[TVCIFAR10]]  # the same reader with a presence check
     source = "https://www.cs.toronto.edu/~kriz/cifar.html (the python version, extracted)"
 
+    def size(self) -> int:
+        return 60000  # 50,000 train + 10,000 test
+
     def files(self) -> list[str]:
         names = self.unchecked.train_list + self.unchecked.test_list
         return [f"{self.unchecked.base_folder}/{name}" for name, _md5 in names]

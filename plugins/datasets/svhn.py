@@ -19,6 +19,9 @@ from mibench.hookspecs import hookimpl
 from mibench_plugins.datasets.torchvision_files import TorchvisionDataset, TorchvisionParams
 
 
+SPLIT_SIZES = {"train": 73257, "test": 26032, "extra": 531131}
+
+
 class _SVHNFile(TVSVHN):
     """torchvision's SVHN reader with a presence check instead of its md5 check."""
 
@@ -45,6 +48,9 @@ class SVHN(TorchvisionDataset):
 
     def splits(self) -> list[str]:
         return ["train", "test", "extra"] if self.params.extra else ["train", "test"]
+
+    def size(self) -> int:
+        return sum(SPLIT_SIZES[split] for split in self.splits())
 
     def files(self) -> list[str]:
         return [TVSVHN.split_list[split][1] for split in self.splits()]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from mibench.interfaces import Dataset, DatasetParams, Pool, location
+from mibench.interfaces import DataShape, Dataset, DatasetParams, Pool, location
 from mibench_plugins.datasets.augment import random_crop_flip
 
 DEFAULT_ROOT = Path("~/.cache/mibench/data")
@@ -36,6 +36,13 @@ class TorchvisionDataset(Dataset):
     mean: ClassVar[tuple[float, float, float]]
     std: ClassVar[tuple[float, float, float]]
     source: ClassVar[str]  # where to get the files by hand
+
+    def size(self) -> int:
+        """Number of images in the pool (known without reading the files)."""
+        raise NotImplementedError
+
+    def shape(self) -> DataShape:
+        return DataShape((3, 32, 32), self.num_classes, self.size())
 
     def files(self) -> list[str]:
         """The files the pool needs, relative to the root."""
