@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from tqdm.auto import tqdm
 
 import mibench
 from mibench.access import open_model
@@ -27,6 +28,7 @@ from mibench.jobs import AttackJob, TrainJob, accuracy, resolve_device, run_atta
 from mibench.metrics import attack_metrics
 from mibench.plan import Cell, Plan, build_plan
 from mibench.pools import load_pool, protocol
+from mibench.progress import progress_bar
 from mibench.registry import Registry
 from mibench.results import ResultRow, leaderboard, rows_frame, write_csv
 from mibench.store import Store, stable_hash
@@ -35,7 +37,7 @@ Log = Callable[[str], None]
 
 
 def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    tqdm.write(message, file=sys.stderr)  # above any progress bar, not through it
 
 
 @dataclass
@@ -220,10 +222,12 @@ class Runner:
         targets, shadows = self.plan.model_count()
         self.log(f"{self.grid.name}: {len(self.plan.cells)} cells, {targets} target and {shadows} shadow models, "
                  f"{len(self.plan.attack_jobs)} attack jobs on {self.device}; output in {self.output_dir}")
-        for n, cell in enumerate(self.plan.cells, 1):
-            self.log(f"[{n}/{len(self.plan.cells)}] {cell.label()}")
-            self._summary.rows.extend(self._run_cell(cell))
-            self._write_tables()
+        with progress_bar(total=len(self.plan.cells), desc="cells", unit="cell", leave=True) as bar:
+            for n, cell in enumerate(self.plan.cells, 1):
+                self.log(f"[{n}/{len(self.plan.cells)}] {cell.label()}")
+                self._summary.rows.extend(self._run_cell(cell))
+                self._write_tables()
+                bar.update(1)
         return self._summary
 
     def _write_tables(self) -> None:
