@@ -233,10 +233,12 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
 def _cross_checks(grid: Grid, resolved: dict[str, list[PluginConfig]]) -> list[Problem]:
     """Problems that involve more than one part of the grid."""
     problems = []
-    needs_shadows = [a for a in resolved["attacks"] if a.info.cls.needs_shadows]
-    if needs_shadows and grid.shadow.count == 0:
-        names = ", ".join(sorted({a.name for a in needs_shadows}))
-        problems.append(Problem(("shadow", "count"), f"must be >= 1: attacks {names} use shadow models"))
+    needed = {a.name: max(1, a.info.cls.min_shadows) for a in resolved["attacks"] if a.info.cls.needs_shadows}
+    short = {name: n for name, n in needed.items() if grid.shadow.count < n}
+    if short:
+        names = ", ".join(f"{name} (at least {n})" if n > 1 else name for name, n in sorted(short.items()))
+        least = max(short.values())
+        problems.append(Problem(("shadow", "count"), f"must be >= {least}: attacks {names} use shadow models"))
     black_box = [d.label for d in resolved["defenses"] if not d.info.cls.white_box]
     if black_box:
         for i, entry in enumerate(grid.attacks):
