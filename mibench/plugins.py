@@ -26,6 +26,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.architectures.small",
     "mibench_plugins.defenses.ce",
     "mibench_plugins.attacks.threshold",
+    "mibench_plugins.attacks.nn_attack",
+    "mibench_plugins.attacks.gradient",
+    "mibench_plugins.attacks.lira",
+    "mibench_plugins.attacks.rmia",
 )
 
 
