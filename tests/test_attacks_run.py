@@ -102,6 +102,17 @@ def test_white_box_attacks_on_a_black_box_model_fail_validation(write_grid, regi
     assert "attacks[3]: attack 'gradw-l2' needs white-box access" in problems[1]
 
 
+def test_white_box_attacks_with_black_box_shadows_fail_validation(write_grid, registry):
+    # The target is white box, but the shadows, where thresholds are calibrated, are not.
+    text = (DIGITS_GRID.replace("attacks: [loss, entropy, m-entropy]", "attacks: [loss, gradw-l2]")
+            .replace("shadow: {count: 2}", "shadow: {count: 2, training: blackbox-ce}"))
+    with pytest.raises(ConfigError) as err:
+        load_grid(write_grid(text), registry)
+    assert [p.format("grid.yaml") for p in err.value.problems] == [
+        "grid.yaml:7: attacks[1]: attack 'gradw-l2' needs white-box access, but these defenses release "
+        "black-box models only: blackbox-ce (shadow.training)"]
+
+
 def test_black_box_attacks_run_on_a_black_box_model(write_grid, registry, tmp_path):
     text = BLACK_BOX.replace("attacks: [loss, entropy, m-entropy]",
                              "attacks: [{name: nn, params: {epochs: 5}}, lira, rmia]")
