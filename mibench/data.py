@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
 from mibench.interfaces import Pool
+from mibench.progress import progress_bar
 
 
 def as_index(indices: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -31,3 +34,28 @@ class Normaliser:
 def model_inputs(pool: Pool, indices: np.ndarray, device: torch.device) -> torch.Tensor:
     """Normalised model inputs for pool samples ``indices`` (no augmentation)."""
     return Normaliser(pool, device)(unit_inputs(pool, indices, device))
+
+
+def map_batches(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    pool: Pool,
+    indices: np.ndarray,
+    device: torch.device,
+    batch_size: int,
+    desc: str = "samples",
+) -> np.ndarray:
+    """``fn(inputs, labels)`` -> one value per sample, over pool samples ``indices`` in batches.
+
+    ``inputs`` are the normalised model inputs of a batch (:func:`model_inputs`),
+    ``labels`` its labels, both on ``device``. The values come back concatenated,
+    as float64 on the host; a progress bar counts the samples.
+    """
+    indices = np.asarray(indices)
+    out = []
+    with progress_bar(total=len(indices), desc=desc, unit="sample") as bar:
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            values = fn(model_inputs(pool, chunk, device), pool.labels[as_index(chunk)].to(device))
+            out.append(values.detach().double().cpu())
+            bar.update(len(chunk))
+    return torch.cat(out).numpy() if out else np.zeros(0)

@@ -302,6 +302,9 @@ class AttackContext:
     non-members. ``pool`` gives the inputs and labels; logits come cached from
     :meth:`ModelAccess.logits`, and the white-box module from
     :meth:`ModelAccess.module` when the attack declares ``needs_white_box``.
+    ``population`` holds pool indices of the shadow half: data from the target's
+    distribution that the target never saw and the shadows were trained on
+    (each shadow on its own half of it); reference-model attacks draw from it.
     """
 
     pool: Pool
@@ -309,6 +312,7 @@ class AttackContext:
     shadows: list["ModelAccess"]
     device: torch.device
     seed: int
+    population: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def eval_indices(self) -> np.ndarray:
@@ -327,6 +331,7 @@ class Attack(Plugin):
     kind: ClassVar[str] = "attack"
     needs_white_box: ClassVar[bool] = False
     needs_shadows: ClassVar[bool] = True
+    min_shadows: ClassVar[int] = 1  # checked against the grid's shadow.count at validation time
 
     def run(self, ctx: AttackContext) -> AttackOutput:
         raise NotImplementedError

@@ -188,8 +188,10 @@ def run_attack_job(job: AttackJob, store: Store, device: torch.device) -> dict[s
         return load_attack_output(store, job.key)
     target = open_model(store, job.target[0], job.target[1], device)
     shadows = [open_model(store, tj, key, device) for tj, key in job.shadows] if job.attack.info.cls.needs_shadows else []
+    target_job = job.target[0]
     ctx = AttackContext(pool=target.pool, target=target, shadows=shadows, device=device,
-                        seed=derived_seed(job.seed, "attack", job.attack.name))
+                        seed=derived_seed(job.seed, "attack", job.attack.name),
+                        population=protocol(target_job.dataset, target_job.split_seed).shadow_half)
     torch.manual_seed(ctx.seed)
     output = job.attack.create().run(ctx)
     if not isinstance(output, AttackOutput):

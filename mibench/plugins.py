@@ -39,6 +39,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.defenses.dmp",
     "mibench_plugins.defenses.dpsgd",
     "mibench_plugins.attacks.threshold",
+    "mibench_plugins.attacks.nn_attack",
+    "mibench_plugins.attacks.gradient",
+    "mibench_plugins.attacks.lira",
+    "mibench_plugins.attacks.rmia",
 )
 
 

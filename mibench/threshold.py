@@ -1,14 +1,16 @@
-"""Base class for attacks that score each sample from the model's output alone.
+"""Base class for attacks that threshold one score per sample, calibrated on the shadows.
 
 A subclass defines :meth:`ThresholdAttack.score` (logits, labels -> one score per
-sample, higher = member). The base queries every shadow model on its own members
-and non-members, calibrates a threshold per class (or one global threshold) that
-maximises balanced accuracy there, and scores the target's evaluation samples.
+sample, higher = member), or, when the score needs more than the model's output
+(a white-box gradient), :meth:`ThresholdAttack.model_scores`. The base scores every
+shadow model on its own members and non-members, calibrates a threshold per class
+(or one global threshold) that maximises balanced accuracy there, and scores the
+target's evaluation samples.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -16,6 +18,9 @@ from pydantic import Field
 
 from mibench.interfaces import Attack, AttackContext, AttackOutput, Params
 from mibench.metrics import best_threshold, per_class_thresholds
+
+if TYPE_CHECKING:
+    from mibench.access import ModelAccess
 
 
 class ThresholdParams(Params):
@@ -32,17 +37,18 @@ class ThresholdAttack(Attack):
         """One membership score per row of ``logits`` (higher = member)."""
         raise NotImplementedError
 
-    def _scores(self, model, indices: np.ndarray) -> np.ndarray:
+    def model_scores(self, model: ModelAccess, indices: np.ndarray) -> np.ndarray:
+        """Scores of ``model`` on pool samples ``indices``: by default :meth:`score` of its cached logits."""
         return self.score(model.logits(indices).double(), model.labels(indices)).numpy()
 
     def run(self, ctx: AttackContext) -> AttackOutput:
         cal_scores, cal_member, cal_labels = [], [], []
         for shadow in ctx.shadows:
             for indices, member in ((shadow.members, True), (shadow.nonmembers, False)):
-                cal_scores.append(self._scores(shadow, indices))
+                cal_scores.append(self.model_scores(shadow, indices))
                 cal_member.append(np.full(len(indices), member))
                 cal_labels.append(shadow.labels(indices).numpy())
-        scores = self._scores(ctx.target, ctx.eval_indices)
+        scores = self.model_scores(ctx.target, ctx.eval_indices)
         if not cal_scores:
             return AttackOutput(scores=scores)
         s, m, y = (np.concatenate(a) for a in (cal_scores, cal_member, cal_labels))

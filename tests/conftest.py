@@ -20,10 +20,11 @@ def _quiet(monkeypatch):
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     """Built-ins, installed entry points and the test-only plugins of tests/plugins."""
-    from tests.plugins import faulty
+    from tests.plugins import blackbox, faulty
 
     manager = default_manager()
     manager.register(faulty, name="tests.plugins.faulty")
+    manager.register(blackbox, name="tests.plugins.blackbox")
     return manager.build_registry()
 
 

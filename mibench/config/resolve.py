@@ -217,7 +217,7 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
             problems.append(Problem(("shadow", "training"), f"must be 'adaptive' or a defense name: {exc}"))
 
     if grid is not None:
-        problems.extend(_cross_checks(grid, resolved))
+        problems.extend(_cross_checks(grid, resolved, shadow_defense))
     if problems or grid is None:
         located = [Problem(p.path, p.message, p.line or lines.line(p.path)) for p in problems]
         raise ConfigError(source, sorted(located, key=lambda p: (p.line or 0)))
@@ -231,20 +231,28 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
                         resolved["attacks"], shadow_defense, source, warnings)
 
 
-def _cross_checks(grid: Grid, resolved: dict[str, list[PluginConfig]]) -> list[Problem]:
+def _cross_checks(
+    grid: Grid, resolved: dict[str, list[PluginConfig]], shadow_defense: PluginConfig | None = None
+) -> list[Problem]:
     """Problems that involve more than one part of the grid."""
     problems = []
-    needs_shadows = [a for a in resolved["attacks"] if a.info.cls.needs_shadows]
-    if needs_shadows and grid.shadow.count == 0:
-        names = ", ".join(sorted({a.name for a in needs_shadows}))
-        problems.append(Problem(("shadow", "count"), f"must be >= 1: attacks {names} use shadow models"))
+    needed = {a.name: max(1, a.info.cls.min_shadows) for a in resolved["attacks"] if a.info.cls.needs_shadows}
+    short = {name: n for name, n in needed.items() if grid.shadow.count < n}
+    if short:
+        names = ", ".join(f"{name} (at least {n})" if n > 1 else name for name, n in sorted(short.items()))
+        least = max(short.values())
+        problems.append(Problem(("shadow", "count"), f"must be >= {least}: attacks {names} use shadow models"))
     black_box = [d.label for d in resolved["defenses"] if not d.info.cls.white_box]
-    if black_box:
-        for i, entry in enumerate(grid.attacks):
-            white = [a for a in resolved["attacks"] if a.name == entry.name and a.info.cls.needs_white_box]
-            if white:
-                problems.append(Problem(("attacks", i), f"attack {entry.name!r} needs white-box access, "
-                                        f"but these defenses release black-box models only: {', '.join(black_box)}"))
+    # White-box attacks query the shadows too (their thresholds are calibrated there).
+    black_box_shadows = []
+    if shadow_defense is not None and not shadow_defense.info.cls.white_box:
+        black_box_shadows = [f"{shadow_defense.label} (shadow.training)"]
+    for i, entry in enumerate(grid.attacks):
+        white = [a for a in resolved["attacks"] if a.name == entry.name and a.info.cls.needs_white_box]
+        blocked = black_box + (black_box_shadows if any(a.info.cls.needs_shadows for a in white) else [])
+        if white and blocked:
+            problems.append(Problem(("attacks", i), f"attack {entry.name!r} needs white-box access, "
+                                    f"but these defenses release black-box models only: {', '.join(blocked)}"))
     return problems
 
 
