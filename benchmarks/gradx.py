@@ -1,6 +1,6 @@
 """Batched Grad-x against the one-sample-at-a-time loop of the anchors: same numbers, how much faster.
 
-    python benchmarks/gradx.py [--models small-cnn resnet18] [--batch 256] [--device cpu] [--repeats 3]
+    python -m benchmarks.gradx [--models small-cnn resnet18 densenet121] [--batch 256] [--device cpu] [--repeats 3]
 
 For each model (random weights, eval mode) and one batch of ``--batch`` CIFAR-shaped
 inputs (3 x 32 x 32, random: the cost does not depend on the values), it computes the
@@ -15,10 +15,16 @@ In float64 the two ways agree exactly; in float32 a deep network's batch-1 kerne
 round differently, and the float64 pass shows which side is off. Target: >= 20x on
 the CPU.
 
-``resnet18`` and ``densenet121`` are the registered architecture plugins when installed;
-without one, ``resnet18`` falls back to a ResNet18-CIFAR defined here (3x3 stride-1
-stem, no max-pool, BasicBlocks [2, 2, 2, 2], 11.2M parameters: REFERENCE §2), and
-``densenet121`` is skipped.
+The models are the registered architecture plugins (random weights). In float32 a
+few samples of a deep ReLU network differ by more than 1e-5 between any two ways of
+computing (a pre-activation near zero lands on the other side of the kink), so the
+report gives the median and the share of samples within 1e-5 as well as the maximum.
+
+On the CPU the speedup shrinks as the model grows: a batch-1 convolution of ResNet18
+already keeps the cores busy, so batching saves the per-call overhead and the weight
+gradients the anchors' loop also computes (a third of the work), not idle time. The
+20x target holds only where per-sample overhead dominates; a GPU, where a batch of one
+leaves the device mostly idle, is where batching pays most.
 """
 
 from __future__ import annotations
@@ -37,47 +43,11 @@ from mibench_plugins.attacks.gradient import input_gradient_norms
 SHAPE, CLASSES = (3, 32, 32), 10
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-
-class ResNet18Cifar(nn.Module):
-    """ResNet18 in its CIFAR form; forward returns (logits, 512-d features)."""
-
-    def __init__(self, num_classes: int = CLASSES) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
-        blocks, cin = [], 64
-        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            blocks += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
-            cin = cout
-        self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Linear(512, num_classes)
-
-    def forward(self, x):
-        features = F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1)
-        return self.head(features), features
-
-
-def build(name: str) -> tuple[nn.Module, str] | None:
+def build(name: str) -> nn.Module | None:
     registry = get_registry()
-    if name in registry.names("architecture"):
-        return registry.get("architecture", name).cls().build(SHAPE, CLASSES), "registered plugin"
-    if name == "resnet18":
-        return ResNet18Cifar(), "local ResNet18-CIFAR"
-    return None
+    if name not in registry.names("architecture"):
+        return None
+    return registry.get("architecture", name).cls().build(SHAPE, CLASSES)
 
 
 def loop_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, anchors: bool = True) -> torch.Tensor:
@@ -123,12 +93,12 @@ def main() -> None:
     y = torch.randint(0, CLASSES, (args.batch,), generator=gen).to(device)
     print(f"device {device}, {torch.get_num_threads()} CPU thread(s), batch {args.batch}, torch {torch.__version__}")
     for name in args.models:
+        torch.manual_seed(0)
         built = build(name)
         if built is None:
-            print(f"{name}: not registered here, skipped")
+            print(f"{name}: not a registered architecture, skipped")
             continue
-        torch.manual_seed(0)
-        model, source = built[0].to(device).eval(), built[1]
+        model = built.to(device).eval()
         params = sum(p.numel() for p in model.parameters()) / 1e6
         for anchors in (True, False):  # warm-up
             loop_norms(model, x[:2], y[:2], anchors)
@@ -138,18 +108,19 @@ def main() -> None:
             batched, seconds = timed(lambda: input_gradient_norms(model, x, y), device)
             batched_times.append(seconds)
         batch_seconds = statistics.median(batched_times)
-        print(f"{name} ({source}, {params:.1f}M params): batched {batch_seconds:.3f}s")
+        print(f"{name} ({params:.1f}M params): batched {batch_seconds:.3f}s")
         looped = {}
         for anchors, label in ((True, "anchors' loop (backward into every weight)"), (False, "loop, input gradient only")):
             looped[anchors], loop_seconds = timed(lambda: loop_norms(model, x, y, anchors), device)
             print(f"  {label}: {loop_seconds:.3f}s, speedup {loop_seconds / batch_seconds:.1f}x")
         truth = input_gradient_norms(model.double(), x.double(), y)
-        rel = {k: ((v.double() - w).abs() / w.abs()).max().item()
-               for k, (v, w) in {"loop": (batched, looped[True].double()), "batched64": (batched, truth),
-                                 "loop64": (looped[True], truth)}.items()}
-        verdict = "same numbers" if rel["loop"] <= 1e-5 else "beyond 1e-5"
-        print(f"  numbers: batched vs loop, max relative difference {rel['loop']:.1e} ({verdict}); "
-              f"against float64: batched {rel['batched64']:.1e}, loop {rel['loop64']:.1e}")
+        pairs = {"batched vs loop": (batched, looped[True]), "batched vs float64": (batched, truth),
+                 "loop vs float64": (looped[True], truth)}
+        for label, (a, b) in pairs.items():
+            rel = ((a.double() - b.double()).abs() / b.double().abs()).cpu()
+            within = (rel <= 1e-5).float().mean().item()
+            print(f"  {label}: relative difference median {rel.median():.1e}, max {rel.max():.1e}; "
+                  f"{within:.1%} of samples within 1e-5")
 
 
 if __name__ == "__main__":
