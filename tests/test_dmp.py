@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mibench.training import predict_logits
-from mibench_plugins.defenses.dmp import DMP, SoftLabelKL, entropy
+from mibench_plugins.defenses.dmp import DMP, SoftLabelKL, entropy, lowest_entropy_per_class
 from tests.conftest import digits_job
 
 
@@ -24,16 +24,31 @@ def test_student_never_trains_on_a_private_sample(fit_calls):
     assert student.model is trained.model and teacher.model is not trained.model
     assert np.intersect1d(student.indices, private).size == 0
     assert np.isin(student.indices, reference).all()
-    assert len(student.indices) == trained.info["distilled"] == round(0.5 * len(reference))
+    assert len(student.indices) == trained.info["distilled"]
+    assert abs(len(student.indices) - 0.5 * len(reference)) <= job.num_classes  # half of each class, rounded
     # one soft label (log-probabilities) per student sample
     assert student.targets.shape == (len(student.indices), job.num_classes)
     assert torch.allclose(student.targets.exp().sum(1), torch.ones(len(student.indices)))
 
-    # the kept samples are the reference samples the teacher is most certain about
-    h = entropy(predict_logits(teacher.model, job.pool, reference, job.device)).numpy()
+    # within each class the teacher predicts, the kept samples are those it is most certain about
+    logits = predict_logits(teacher.model, job.pool, reference, job.device)
+    h, predicted = entropy(logits).numpy(), logits.argmax(1).numpy()
     kept = np.isin(reference, student.indices)
-    assert h[kept].max() <= h[~kept].min()
+    for c in np.unique(predicted):
+        in_c = predicted == c
+        assert kept[in_c].any()
+        if (~kept & in_c).any():
+            assert h[kept & in_c].max() <= h[~kept & in_c].min()
     assert h[kept].max() == pytest.approx(trained.info["max_kept_entropy"], abs=1e-4)
+
+
+def test_entropy_filter_keeps_the_most_certain_share_of_each_class():
+    uncertainty = np.array([0.9, 0.1, 0.5, 0.3, 0.2, 0.8, 0.05])
+    predicted = np.array([0, 0, 0, 0, 1, 1, 2])
+    # class 0: entropies .9 .1 .5 .3 -> keep 2: positions 1 (.1), 3 (.3); class 1: .2 .8 -> keep 1: 4;
+    # class 2: a single sample is kept
+    assert lowest_entropy_per_class(uncertainty, predicted, 0.5).tolist() == [1, 3, 4, 6]
+    assert lowest_entropy_per_class(uncertainty, predicted, 1.0).tolist() == list(range(7))
 
 
 def test_soft_label_kl_is_zero_at_the_teacher_and_keeps_its_scale_across_temperatures():
@@ -44,10 +59,14 @@ def test_soft_label_kl_is_zero_at_the_teacher_and_keeps_its_scale_across_tempera
         targets = torch.log_softmax(teacher / tau, dim=1)
         assert kl(teacher, None, targets, 1).abs() < 1e-5
         assert kl(student, None, targets, 1) > 0
-    # tau^2 keeps the gradient of a large-temperature loss at the scale of a small-temperature one
+    # with tau_squared the loss is tau^2 times the plain KL, which keeps the gradient of a
+    # large-temperature loss at the scale of a small-temperature one
+    targets = torch.log_softmax(teacher / 4.0, dim=1)
+    assert SoftLabelKL(4.0, tau_squared=True)(student, None, targets, 1) == pytest.approx(
+        16 * SoftLabelKL(4.0)(student, None, targets, 1).item(), rel=1e-6)
     grads = []
     for tau in (4.0, 8.0):
         s = student.clone().requires_grad_()
-        SoftLabelKL(tau)(s, None, torch.log_softmax(teacher / tau, dim=1), 1).backward()
+        SoftLabelKL(tau, tau_squared=True)(s, None, torch.log_softmax(teacher / tau, dim=1), 1).backward()
         grads.append(s.grad.norm())
     assert 0.5 < grads[1] / grads[0] < 2.0
