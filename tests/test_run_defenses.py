@@ -27,7 +27,8 @@ def test_reference_and_private_defenses_run_end_to_end(write_grid, registry, tmp
     members = rows["n_members"].groupby(level="defense").first()
     assert members.to_dict() == {"advreg": 360, "dmp": 360, "dp-sgd(noise_multiplier=0.8)": 450}
     info = {d: json.loads(rows.loc[(d, "loss"), "defense_info"]) for d in members.index}
-    assert info["advreg"]["reference_size"] == 90 and info["dmp"]["distilled"] == 45
+    # DMP keeps half of each predicted class of its 90 reference samples (rounded per class)
+    assert info["advreg"]["reference_size"] == 90 and abs(info["dmp"]["distilled"] - 45) <= 5
     dp = info["dp-sgd(noise_multiplier=0.8)"]
     assert dp["epsilon"] > 0 and dp["noise_multiplier"] == 0.8
     assert (rows["test_acc"] > 0.3).all()
