@@ -72,8 +72,14 @@ class Trainer:
         return lr
 
     def inputs(self, indices: np.ndarray) -> torch.Tensor:
-        """Pool inputs at ``indices`` as [0, 1] floats on the device (not normalised)."""
-        return unit_inputs(self.pool, indices, self.device)
+        """Pool inputs at ``indices`` on the device, staged for :meth:`batch`.
+
+        Normalised once here when the pool has no augmentation (the hot loop then
+        only slices); left in [0, 1] when it has, since augmentation (zero padding
+        is black) works on images and :meth:`batch` normalises after it.
+        """
+        x = unit_inputs(self.pool, indices, self.device)
+        return x if self.pool.augment is not None else self.normalise(x)
 
     def batches(
         self,
@@ -97,9 +103,10 @@ class Trainer:
         another way (DP-SGD's Poisson sampling) overrides :meth:`batches` and calls this.
         """
         xb = x[idx]
-        if augment and self.pool.augment is not None:
-            xb = self.pool.augment(xb, self.generator)
-        xb = self.normalise(xb)
+        if self.pool.augment is not None:
+            if augment:
+                xb = self.pool.augment(xb, self.generator)
+            xb = self.normalise(xb)
         if self.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         return xb, targets[idx]
