@@ -20,6 +20,7 @@ from mibench.config.resolve import PluginConfig
 from mibench.config.training import TrainingConfig
 from mibench.interfaces import (
     AttackContext,
+    result_dump,
     AttackOutput,
     TrainedModel,
     TrainingJob,
@@ -74,7 +75,7 @@ class TrainJob:
             "role": self.role,
             "architecture": self.architecture.spec(),
             "defense": self.defense.spec(),
-            "training": self.training.model_dump(mode="json"),
+            "training": result_dump(self.training),
             "seed": self.seed,
             "mibench": mibench.__version__,
         }

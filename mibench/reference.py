@@ -55,6 +55,11 @@ class Table:
             return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def _is_out(model: "ModelAccess", indices: np.ndarray) -> np.ndarray:
+    """True where ``model`` did not train on the sample: neither a member nor carved out of its split."""
+    return ~np.isin(indices, model.members) & ~np.isin(indices, model.excluded)
+
+
 class ReferenceAttack(Attack):
     """Scores each sample by comparing the target's output with the reference models' outputs."""
 
@@ -90,21 +95,22 @@ class ReferenceAttack(Attack):
         x = Table(
             self._statistic(ctx.target, evals),
             np.stack([self._statistic(s, evals) for s in shadows]),
-            ~np.stack([np.isin(evals, s.members) for s in shadows]),
+            np.stack([_is_out(s, evals) for s in shadows]),
         )
         # Every shadow on the whole population: the references of the population
         # samples, and the shadows' own samples for the leave-one-out calibration.
         population = np.asarray(ctx.population, dtype=np.int64)
         pop_stats = np.stack([self._statistic(s, population) for s in shadows])
         pop_in = np.stack([np.isin(population, s.members) for s in shadows])
-        z_pos = self._draw_population(ctx.seed, ~pop_in)
+        pop_out = np.stack([_is_out(s, population) for s in shadows])
+        z_pos = self._draw_population(ctx.seed, pop_out)
         z_target = self._statistic(ctx.target, population[z_pos]) if len(z_pos) else np.zeros(0)
-        z = Table(z_target, pop_stats[:, z_pos], ~pop_in[:, z_pos])
+        z = Table(z_target, pop_stats[:, z_pos], pop_out[:, z_pos])
 
         scores = self.score(x, z)
         if not np.isfinite(scores).all():
             raise ValueError(f"attack {self.name!r} could not score {int((~np.isfinite(scores)).sum())} target samples")
-        threshold, n_cal = self._calibrate(pop_stats, pop_in, z_pos)
+        threshold, n_cal = self._calibrate(pop_stats, pop_in, pop_out, z_pos)
         info = {"calibration_samples": n_cal, "population_samples": len(z_pos)}
         if threshold is None:
             return AttackOutput(scores, info=info)
@@ -122,20 +128,26 @@ class ReferenceAttack(Attack):
             return eligible
         return np.sort(np.random.default_rng(seed).choice(eligible, size, replace=False))
 
-    def _calibrate(self, stats: np.ndarray, is_in: np.ndarray, z_pos: np.ndarray) -> tuple[float | None, int]:
-        """Leave-one-out over the shadows: (global threshold or None, samples it was fitted on)."""
+    def _calibrate(
+        self, stats: np.ndarray, is_in: np.ndarray, is_out: np.ndarray, z_pos: np.ndarray
+    ) -> tuple[float | None, int]:
+        """Leave-one-out over the shadows: (global threshold or None, samples it was fitted on).
+
+        A sample a shadow neither trained on nor held out (a defense's carve-out) is
+        not one of its calibration samples.
+        """
         k = len(stats)
         scores, membership = [], []
         for j in range(k):
             others = np.arange(k) != j
-            refs, out = stats[others], ~is_in[others]
+            refs, out = stats[others], is_out[others]
             if not len(refs):
                 continue
-            zj = z_pos[~is_in[j, z_pos] & out[:, z_pos].any(0)]
+            zj = z_pos[is_out[j, z_pos] & out[:, z_pos].any(0)]
             if self.population_size() != 0 and len(zj) == 0:
                 continue
             s = self.score(Table(stats[j], refs, out), Table(stats[j, zj], refs[:, zj], out[:, zj]))
-            keep = np.isfinite(s)
+            keep = np.isfinite(s) & (is_in[j] | is_out[j])
             scores.append(s[keep])
             membership.append(is_in[j][keep])
         if not scores:

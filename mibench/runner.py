@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 import mibench
 from mibench.access import open_model
 from mibench.config.resolve import ResolvedGrid
+from mibench.interfaces import result_dump
 from mibench.jobs import AttackJob, TrainJob, accuracy, resolve_device, run_attack_job, run_predict_job, run_train_job
 from mibench.metrics import attack_metrics
 from mibench.plan import Cell, Plan, build_plan
@@ -183,7 +184,7 @@ class Runner:
         swept = {k: getattr(defense.params, k) for k in defense.swept}
         config = {
             "dataset": cell.dataset.spec(), "architecture": cell.architecture.spec(), "defense": defense.spec(),
-            "training": self.plan.train_jobs[cell.target[0]].training.model_dump(mode="json"),
+            "training": result_dump(self.plan.train_jobs[cell.target[0]].training),
             "split_seed": self.grid.split_seed, "seed": cell.seed, "shadow": self.grid.shadow.model_dump(),
             "attack": attack.attack.spec(),
         }

@@ -28,10 +28,12 @@ class FakeAccess:
         logits_fn: Callable[[np.ndarray], torch.Tensor] | None = None,
         module: nn.Module | None = None,
         white_box: bool = True,
+        excluded: np.ndarray = (),
     ) -> None:
         self.pool = pool
         self.members = np.asarray(members, dtype=np.int64)
         self.nonmembers = np.asarray(nonmembers, dtype=np.int64)
+        self.excluded = np.asarray(excluded, dtype=np.int64)
         self._logits_fn = logits_fn
         self._module = module
         self.white_box = white_box

@@ -144,6 +144,16 @@ def test_lira_calibrates_a_global_threshold_leave_one_out():
     assert out.thresholds == pytest.approx(best_threshold(cal, np.array([True, False, False, False])), rel=1e-6)
 
 
+def test_carved_out_samples_are_neither_in_nor_out():
+    # Shadow 0 carved sample 7 out of its split (a defense's reference set): 7 is no
+    # longer OUT for it, so it leaves shadow 0's own calibration samples and, as a
+    # reference, no longer serves shadows 1 and 2 on sample 7. Only (0, 4) remains.
+    ctx = lira_context()
+    ctx.shadows[0].excluded = np.array([7])
+    out = LiRAAttack().run(ctx)
+    assert out.info["calibration_samples"] == 1
+
+
 # ------------------------------------------------------------------------------ RMIA
 
 
@@ -196,6 +206,14 @@ def test_sorted_count_equals_the_n_times_m_count(gamma):
     lr_x, lr_z = rng.lognormal(size=700), rng.lognormal(size=900)
     lr_z[:5] = lr_x[:5] / gamma * 2  # a few exact multiples, to test the strict inequality
     np.testing.assert_array_equal(dominance(lr_x, lr_z, gamma), brute_force_dominance(lr_x, lr_z, gamma))
+
+
+def test_rmia_population_skips_samples_carved_out_of_every_out_shadow():
+    # Sample 3: shadow 0 trained on it; carved out of shadow 1's split it has no OUT shadow left.
+    ctx = rmia_context()
+    assert RMIAAttack().run(ctx).info["population_samples"] == 3  # 3, 4, 5 (2 has no OUT shadow)
+    ctx.shadows[1].excluded = np.array([3])
+    assert RMIAAttack().run(ctx).info["population_samples"] == 2
 
 
 def test_rmia_draws_a_seeded_population():

@@ -2,10 +2,15 @@
 
 import json
 
+import numpy as np
 import pandas as pd
+import torch
 
 from mibench.config.resolve import load_grid
+from mibench.access import open_model
+from mibench.plan import build_plan
 from mibench.runner import Runner
+from mibench.store import Store
 from tests.conftest import DIGITS_GRID
 
 GRID = (
@@ -17,7 +22,8 @@ GRID = (
 
 
 def test_reference_and_private_defenses_run_end_to_end(write_grid, registry, tmp_path):
-    summary = Runner(load_grid(write_grid(GRID), registry), registry, tmp_path / "run", log=lambda _: None).run()
+    resolved = load_grid(write_grid(GRID), registry)
+    summary = Runner(resolved, registry, tmp_path / "run", log=lambda _: None).run()
     assert summary.ok
     assert len(summary.trained) == 6  # a target and an adaptive shadow per defense
     rows = pd.read_csv(tmp_path / "run" / "results.csv").set_index(["defense", "attack"])
@@ -42,6 +48,14 @@ def test_reference_and_private_defenses_run_end_to_end(write_grid, registry, tmp
     assert set(shadows) == {"advreg", "dmp", "dp-sgd"}
     assert shadows["advreg"]["members"] == shadows["dmp"]["members"] == 449 - 90
     assert shadows["dp-sgd"]["members"] == 449 and shadows["dp-sgd"]["info"]["epsilon"] > 0
+
+    # attacks see AdvReg's carved-out reference set as neither members nor non-members
+    store = Store(tmp_path / "run" / "store")
+    job = next(j for j in build_plan(resolved).train_jobs.values()
+               if j.role == "shadow-0" and j.defense.name == "advreg")
+    access = open_model(store, job, job.key, torch.device("cpu"))
+    assert len(access.excluded) == 90 and len(access.members) == 449 - 90
+    assert np.intersect1d(access.excluded, np.r_[access.members, access.nonmembers]).size == 0
 
 
 def test_dp_sgd_with_converted_batch_norm_is_attacked_end_to_end(write_grid, registry, tmp_path):

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from mibench.config.errors import ConfigError, Path_, Problem
 from mibench.config.grid import Grid, PluginEntry, _name_to_entry
 from mibench.config.yamlfile import LineMap, load_yaml
-from mibench.interfaces import Params, Plugin
+from mibench.interfaces import Params, Plugin, result_dump
 from mibench.registry import PluginInfo, Registry, UnknownPlugin
 
 SECTIONS = {"datasets": "dataset", "architectures": "architecture", "defenses": "defense", "attacks": "attack"}
@@ -47,14 +47,9 @@ class PluginConfig:
     def kind(self) -> str:
         return self.info.kind
 
-    def _neutral(self) -> set[str]:
-        """Params that cannot change a result (where to find data): see :func:`mibench.interfaces.location`."""
-        fields = type(self.params).model_fields
-        return {k for k, f in fields.items() if (f.json_schema_extra or {}).get("affects_results") is False}
-
     def params_json(self) -> dict[str, Any]:
-        """Every param that can change a result, as JSON."""
-        return self.params.model_dump(mode="json", exclude=self._neutral())
+        """Every param that can change a result, as JSON (see :func:`mibench.interfaces.result_dump`)."""
+        return result_dump(self.params)
 
     def spec(self) -> dict[str, Any]:
         """What identifies this config in a hash: name, its result-changing params, the plugin's version."""
@@ -63,7 +58,7 @@ class PluginConfig:
     @property
     def label(self) -> str:
         """``name`` or ``name(k=v, ...)`` with the params that differ from the defaults or are swept."""
-        shown = set(self.params.model_dump(exclude_defaults=True)) | set(self.swept)
+        shown = set(self.params.model_dump(exclude_defaults=True)) | set(self.swept)  # then neutral ones dropped
         changed = {k: v for k, v in self.params_json().items() if k in shown}
         if not changed:
             return self.name

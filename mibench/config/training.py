@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mibench.interfaces import tuning
+
 
 class StrictModel(BaseModel):
     """A config block that refuses unknown keys and cannot be changed once validated."""
@@ -76,13 +78,13 @@ class TrainingOverride(StrictModel):
 class TrainingConfig(StrictModel):
     epochs: int = Field(30, ge=1, description="Training epochs of every model.")
     batch_size: int = Field(128, ge=1, description="Training batch size.")
-    eval_batch_size: int = Field(1024, ge=1, description="Batch size for predictions.")
+    eval_batch_size: int = tuning(1024, "Batch size for predictions (speed and memory only).", ge=1)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16 runs forward passes under bfloat16 autocast (GPU)."
     )
-    channels_last: bool = Field(True, description="On CUDA, train conv nets in channels_last memory format.")
+    channels_last: bool = tuning(True, "On CUDA, train conv nets in channels_last memory format (speed only).")
     overrides: dict[str, TrainingOverride] = Field(
         default_factory=dict, description="Architecture name -> settings that replace these."
     )

@@ -26,13 +26,12 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from mibench.data import map_batches
 from mibench.hookspecs import hookimpl
-from mibench.interfaces import Params
+from mibench.interfaces import Params, tuning
 from mibench.threshold import ThresholdAttack, ThresholdParams
 
 
@@ -85,7 +84,7 @@ class GradientNormAttack(ThresholdAttack):
 
 
 class GradXParams(ThresholdParams):
-    batch_size: int = Field(256, ge=1, le=65536, description="Samples per forward and backward pass.")
+    batch_size: int = tuning(256, "Samples per forward and backward pass (speed and memory only).", ge=1, le=65536)
 
 
 class GradXAttack(GradientNormAttack):
@@ -102,8 +101,8 @@ class GradXAttack(GradientNormAttack):
 
 
 class GradWParams(ThresholdParams):
-    chunk_size: int = Field(
-        32, ge=1, le=65536, description="Samples whose per-sample gradients are held at once (memory: chunk x params)."
+    chunk_size: int = tuning(
+        32, "Samples whose per-sample gradients are held at once (memory: chunk x params; speed only).", ge=1, le=65536
     )
 
 
