@@ -224,6 +224,15 @@ class Defense(Plugin):
     kind: ClassVar[str] = "defense"
     white_box: ClassVar[bool] = True
     release_param: ClassVar[str | None] = None
+    training_cost: ClassVar[float] = 1.0  # compute of one training run, in plain-training units (estimates)
+
+    def check_training(self, epochs: int) -> str | None:
+        """A problem with these params for a training run of ``epochs`` epochs, or None.
+
+        Called by ``mibench validate`` for every architecture, so that a config that
+        cannot work fails before any work rather than mid-run.
+        """
+        return None
 
     def train(self, job: TrainingJob) -> TrainedModel | Mapping[Any, TrainedModel]:
         raise NotImplementedError

@@ -125,7 +125,8 @@ def run_train_job(job: TrainJob, store: Store, device: torch.device) -> list[str
     if not isinstance(released, Mapping):
         raise TypeError(f"defense {job.defense.name!r} returned {type(released).__name__}, not a TrainedModel")
     for value, trained in released.items():
-        _save_model(store, job, value, trained, split.members, seconds)
+        if not store.has("models", job.model_key(value), "pt"):  # a checkpoint already released stays as it is
+            _save_model(store, job, value, trained, split.members, seconds)
     return keys
 
 
@@ -151,9 +152,9 @@ def _save_model(
 # ------------------------------------------------------------------ predictions
 
 
-def run_predict_job(store: Store, job: TrainJob, model_key: str, device: torch.device) -> None:
+def run_predict_job(store: Store, job: TrainJob, model_key: str, device: torch.device, opener=open_model) -> None:
     """Cache the model's logits on its own members and non-members."""
-    access = open_model(store, job, model_key, device)
+    access = opener(store, job, model_key, device)
     access.logits(access.members)
     access.logits(access.nonmembers)
 
@@ -183,12 +184,16 @@ class AttackJob:
         )
 
 
-def run_attack_job(job: AttackJob, store: Store, device: torch.device) -> dict[str, Any]:
-    """Run the attack (or load its saved output); returns scores, membership, labels, thresholds."""
+def run_attack_job(job: AttackJob, store: Store, device: torch.device, opener=open_model) -> dict[str, Any]:
+    """Run the attack (or load its saved output); returns scores, membership, labels, thresholds.
+
+    ``opener(store, train_job, model_key, device)`` gives a model's access (the runner
+    passes one that reads each model once per cell).
+    """
     if store.has("attacks", job.key, "npz"):
         return load_attack_output(store, job.key)
-    target = open_model(store, job.target[0], job.target[1], device)
-    shadows = [open_model(store, tj, key, device) for tj, key in job.shadows] if job.attack.info.cls.needs_shadows else []
+    target = opener(store, job.target[0], job.target[1], device)
+    shadows = [opener(store, tj, key, device) for tj, key in job.shadows] if job.attack.info.cls.needs_shadows else []
     target_job = job.target[0]
     ctx = AttackContext(pool=target.pool, target=target, shadows=shadows, device=device,
                         seed=derived_seed(job.seed, "attack", job.attack.name),

@@ -66,11 +66,12 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, architecture, defense config): accuracies and each attack's
     AUC, mean and standard deviation over seeds (the shape of the paper's Table 1).
 
-    Failed cells count in ``failed_cells`` and are left out of the means.
+    ``failed_cells`` counts the seeds of a config with any failed row; failed rows are
+    left out of the means.
     """
-    groups = results.groupby(GROUP, sort=False)
-    board = groups.size().rename("rows").to_frame()
-    board["failed_cells"] = groups["status"].agg(lambda s: int((s == "failed").sum()))
+    board = results.groupby(GROUP, sort=False).size().rename("rows").to_frame()
+    failed = results[results["status"] == "failed"].groupby(GROUP)["seed"].nunique()  # cells: one per seed
+    board["failed_cells"] = failed.reindex(board.index).fillna(0).astype(int)
     ok = results[results["status"] == "ok"]
     if not ok.empty:
         per_model = ok.drop_duplicates([*GROUP, "seed"])

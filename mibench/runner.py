@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 import mibench
-from mibench.access import open_model
+from mibench.access import ModelAccess, open_model
 from mibench.config.resolve import ResolvedGrid
 from mibench.interfaces import result_dump
 from mibench.jobs import AttackJob, TrainJob, accuracy, resolve_device, run_attack_job, run_predict_job, run_train_job
@@ -53,6 +53,10 @@ class RunSummary:
         return not self.failures
 
 
+class JobFailed(RuntimeError):
+    """A job of this run failed earlier; the message is already the one-line error to record."""
+
+
 def _error_text(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return " ".join(text.split())[:500]
@@ -68,7 +72,8 @@ class Runner:
         self.store = Store(self.output_dir / "store")
         self.device = resolve_device(self.grid.device)
         self.log = log
-        self._failed_jobs: dict[str, str] = {}
+        self._failed_jobs: dict[str, str] = {}  # job or dataset key -> its one-line error
+        self._saved_splits: set[str] = set()
         self._summary = RunSummary(self.output_dir, [])
 
     # ------------------------------------------------------------------ provenance
@@ -94,26 +99,36 @@ class Runner:
         self.store.root.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "run.json").write_text(json.dumps(info, indent=2, default=str))
 
-    def _save_splits(self) -> None:
-        """The protocol's index sets for every dataset, saved beside the results."""
-        for dataset in self.resolved.datasets:
+    def _save_splits(self, dataset) -> None:
+        """The protocol's index sets of ``dataset``, saved beside the results (once per run)."""
+        key = stable_hash([dataset.spec(), self.grid.split_seed])
+        if key in self._saved_splits:
+            return
+        if key in self._failed_jobs:
+            raise JobFailed(self._failed_jobs[key])
+        try:
             proto = protocol(dataset, self.grid.split_seed)
-            arrays = {"target_members": proto.target.members, "target_nonmembers": proto.target.nonmembers,
-                      "shadow_half": proto.shadow_half}
-            for i in range(self.grid.shadow.count):
-                split = proto.shadow(i)
-                arrays[f"shadow{i}_members"] = split.members
-                arrays[f"shadow{i}_nonmembers"] = split.nonmembers
-            key = stable_hash([dataset.spec(), self.grid.split_seed])
-            self.store.save_arrays("splits", key, **arrays)
-            self.store.save_json("splits", key, {"dataset": dataset.spec(), "split_seed": self.grid.split_seed,
-                                                 "pool_size": len(load_pool(dataset))})
+            pool_size = len(load_pool(dataset))
+        except Exception as exc:  # noqa: BLE001 - every cell of this dataset fails with it
+            self._failed_jobs[key] = f"loading {dataset.label} failed: {_error_text(exc)}"
+            self._log_traceback(dataset.label)
+            raise JobFailed(self._failed_jobs[key]) from exc
+        arrays = {"target_members": proto.target.members, "target_nonmembers": proto.target.nonmembers,
+                  "shadow_half": proto.shadow_half}
+        for i in range(self.grid.shadow.count):
+            split = proto.shadow(i)
+            arrays[f"shadow{i}_members"] = split.members
+            arrays[f"shadow{i}_nonmembers"] = split.nonmembers
+        self.store.save_arrays("splits", key, **arrays)
+        self.store.save_json("splits", key, {"dataset": dataset.spec(), "split_seed": self.grid.split_seed,
+                                             "pool_size": pool_size})
+        self._saved_splits.add(key)
 
     # ------------------------------------------------------------------------ jobs
 
     def _ensure_trained(self, job: TrainJob) -> None:
         if job.key in self._failed_jobs:
-            raise RuntimeError(self._failed_jobs[job.key])
+            raise JobFailed(self._failed_jobs[job.key])
         if all(self.store.has("models", k, "pt") for k in job.model_keys()):
             return
         started = time.time()
@@ -123,7 +138,7 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
             self._failed_jobs[job.key] = f"training {job.role} failed: {_error_text(exc)}"
             self._log_traceback(job.label())
-            raise RuntimeError(self._failed_jobs[job.key]) from exc
+            raise JobFailed(self._failed_jobs[job.key]) from exc
         self._summary.trained.append(job.key)
         self.log(f"       done in {time.time() - started:.1f}s")
 
@@ -134,17 +149,25 @@ class Runner:
     def _run_cell(self, cell: Cell) -> list[ResultRow]:
         rows: list[ResultRow] = []
         jobs = self.plan.train_jobs
+        opened: dict[str, ModelAccess] = {}  # each model read from disk once per cell
+
+        def open_once(store, job, key, device):
+            if key not in opened:
+                opened[key] = open_model(store, job, key, device)
+            return opened[key]
+
         try:
+            self._save_splits(cell.dataset)
             self._ensure_trained(jobs[cell.target[0]])
             target_job = jobs[cell.target[0]]
-            target = open_model(self.store, target_job, target_job.model_key(cell.target[1]), self.device)
+            target = open_once(self.store, target_job, target_job.model_key(cell.target[1]), self.device)
             for key, value in cell.shadows if any(a.shadows for a in cell.attacks) else []:
                 self._ensure_trained(jobs[key])
-                run_predict_job(self.store, jobs[key], jobs[key].model_key(value), self.device)
-            run_predict_job(self.store, target_job, target.key, self.device)
+                run_predict_job(self.store, jobs[key], jobs[key].model_key(value), self.device, open_once)
+            run_predict_job(self.store, target_job, target.key, self.device, open_once)
         except Exception as exc:  # noqa: BLE001 - every attack of this cell fails with it
-            message = str(exc) if isinstance(exc, RuntimeError) else _error_text(exc)
-            if not isinstance(exc, RuntimeError):
+            message = str(exc) if isinstance(exc, JobFailed) else _error_text(exc)
+            if not isinstance(exc, JobFailed):
                 self._log_traceback(cell.label())
             return [self._row(cell, a, error=message) for a in cell.attacks]
 
@@ -153,7 +176,7 @@ class Runner:
         for attack in cell.attacks:
             self.log(f"attack {attack.attack.label} on {cell.label()}")
             try:
-                out = run_attack_job(attack, self.store, self.device)
+                out = run_attack_job(attack, self.store, self.device, open_once)
                 metrics = attack_metrics(out["membership"], out["scores"], out["labels"], out["thresholds"])
             except Exception as exc:  # noqa: BLE001 - recorded, the other attacks go on
                 self._log_traceback(f"{attack.attack.label} on {cell.label()}")
@@ -219,7 +242,6 @@ class Runner:
         self.plan = build_plan(self.resolved)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._write_run_json(self.plan)
-        self._save_splits()
         targets, shadows = self.plan.model_count()
         self.log(f"{self.grid.name}: {len(self.plan.cells)} cells, {targets} target and {shadows} shadow models, "
                  f"{len(self.plan.attack_jobs)} attack jobs on {self.device}; output in {self.output_dir}")

@@ -72,6 +72,14 @@ BAD_GRIDS = {
         GOOD.replace("attacks: [loss]", "attacks: [lose]") + "seeds: [1, 1]\n",
         [(5, "attacks[0]: unknown attack 'lose'"), (6, "seeds: Value error, seeds must be distinct")],
     ),
+    "override of an architecture not in the grid": (
+        GOOD + "training:\n  overrides:\n    mlpp: {batch_size: 8}\n",
+        [(8, "training.overrides.mlpp: not an architecture of this grid; architectures: mlp")],
+    ),
+    "architecture that cannot take the dataset": (
+        GOOD.replace("architectures: [mlp]", "architectures: [mlp, vgg11-bn]"),
+        [(3, "architectures[1]: vgg11-bn cannot take digits (1x8x8 inputs, 10 classes): ")],
+    ),
     "not a mapping": (
         "- just\n- a list\n",
         [(1, "a grid file must be a mapping")],
@@ -135,3 +143,23 @@ def test_sweep_expands_to_one_config_per_combination(write_grid, registry):
     )
     resolved = load_grid(write_grid(text), registry)
     assert [a.label for a in resolved.architectures] == ["mlp(hidden=[8], dropout=0.0)", "mlp(hidden=[8], dropout=0.5)"]
+
+
+def test_device_override_is_validated_like_the_grid(write_grid, cli_registry):
+    path = write_grid(GOOD)
+    result = CliRunner().invoke(main, ["run", str(path), "--device", "gpu:0"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith(f"error: {path}: device: String should match pattern")
+
+
+def test_cuda_without_a_gpu_warns_in_validate_and_stops_run(write_grid, cli_registry, monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = write_grid(GOOD + "device: cuda\n")
+    validate = CliRunner().invoke(main, ["validate", str(path)])
+    assert validate.exit_code == 0
+    assert "warning: device 'cuda': torch" in validate.output and "sees no CUDA device here" in validate.output
+    run = CliRunner().invoke(main, ["run", str(path), "--output", str(tmp_path / "out")])
+    assert run.exit_code == 2 and "error: device 'cuda'" in run.output
+    assert not (tmp_path / "out").exists()

@@ -3,9 +3,11 @@
 import json
 
 import numpy as np
+import pytest
 import pandas as pd
 import torch
 
+from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
 from mibench.plan import build_plan
 from mibench.runner import Runner
@@ -81,8 +83,9 @@ def test_early_stopping_sweep_trains_once_and_releases_each_epoch(write_grid, re
             assert all(np.allclose(plain[k], models[5][k]) for k in plain)
 
 
-def test_early_stopping_epoch_beyond_training_fails_clearly(write_grid, registry, tmp_path):
+def test_early_stopping_epoch_beyond_training_fails_at_validation(write_grid, registry):
     text = grid_text("defenses:\n  - {name: early-stopping, params: {epoch: 9}}\n", 3)
-    summary = Runner(load_grid(write_grid(text), registry), registry, tmp_path / "x", log=lambda _: None).run()
-    assert not summary.ok
-    assert "early-stopping epoch 9 is beyond training.epochs (3)" in summary.rows[0].error
+    path = write_grid(text)
+    with pytest.raises(ConfigError) as info:
+        load_grid(path, registry)
+    assert str(info.value) == f"{path}:7: defenses[0]: early-stopping(epoch=9): epoch 9 is beyond training.epochs (3)"

@@ -113,7 +113,7 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(write_grid, cli_regist
     grid = write_grid(DIGITS_GRID.replace("defenses: [ce]", "defenses: [boom, ce]").replace("count: 2", "count: 1"))
     result = CliRunner().invoke(main, ["run", str(grid), "--output", str(tmp_path / "out")])
     assert result.exit_code == 1
-    assert "3 cell(s) failed" in result.output
+    assert "3 of 6 result rows failed" in result.output
     results = pd.read_csv(tmp_path / "out" / "results.csv")
     boom = results[results["defense"] == "boom"]
     assert len(boom) == 3 and (boom["status"] == "failed").all()
@@ -121,7 +121,7 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(write_grid, cli_regist
     ce = results[results["defense"] == "ce"]
     assert len(ce) == 3 and (ce["status"] == "ok").all() and ce["auc"].notna().all()
     board = pd.read_csv(tmp_path / "out" / "leaderboard.csv").set_index("defense")
-    assert board.loc["boom", "failed_cells"] == 3 and board.loc["ce", "failed_cells"] == 0
+    assert board.loc["boom", "failed_cells"] == 1 and board.loc["ce", "failed_cells"] == 0
     assert "RuntimeError: boom" in (tmp_path / "out" / "errors.log").read_text()
 
 
@@ -140,3 +140,38 @@ def test_non_adaptive_shadows_are_shared_between_defenses(write_grid, registry, 
     # 2 targets + 2 ce shadows shared by both defenses
     assert len(summary.trained) == 4
     assert {r.shadow_training for r in summary.rows} == {"ce"}
+
+
+def test_an_unreadable_dataset_fails_its_cells_only(write_grid, registry, tmp_path):
+    folder = tmp_path / "broken-fmnist"
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (folder / name).write_bytes(b"not an idx file")
+    text = DIGITS_GRID.replace("datasets: [digits]", f"datasets: [digits, {{name: fashion-mnist, params: {{root: {folder}}}}}]")
+    summary = run(write_grid, registry, tmp_path / "out", text)
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert results[results["dataset"] == "digits"]["status"].eq("ok").all()
+    broken = results[results["dataset"] == "fashion-mnist"]
+    assert len(broken) == 3 and broken["status"].eq("failed").all()
+    assert broken["error"].str.startswith("loading fashion-mnist failed: ValueError: ").all()
+    assert "is not an IDX file" in broken["error"].iloc[0]
+    assert not summary.ok
+
+
+def test_speed_only_settings_reuse_every_model(digits_run, registry, write_grid):
+    text = DIGITS_GRID.replace("batch_size: 64", "batch_size: 64\n  eval_batch_size: 7\n  channels_last: false")
+    again = Runner(load_grid(write_grid(text), registry), registry, digits_run.output_dir, log=lambda _: None).run()
+    assert again.trained == [] and again.ok
+
+
+def test_releasing_a_new_epoch_keeps_the_checkpoints_already_released(write_grid, registry, tmp_path):
+    text = DIGITS_GRID.replace("defenses: [ce]", "defenses: [{name: early-stopping, params: {epoch: 2}}]").replace(
+        "count: 2", "count: 1").replace("epochs: 12", "epochs: 4")
+    run(write_grid, registry, tmp_path / "es", text)
+    models = tmp_path / "es" / "store" / "models"
+    before = {p.name: p.stat().st_mtime_ns for p in models.glob("*.pt")}
+    summary = run(write_grid, registry, tmp_path / "es", text.replace(
+        "{name: early-stopping, params: {epoch: 2}}", "{name: early-stopping, sweep: {epoch: [2, 4]}}"))
+    assert summary.ok and len(summary.trained) == 2  # the target and shadow runs go on to epoch 4
+    after = {p.name: p.stat().st_mtime_ns for p in models.glob("*.pt")}
+    assert len(after) == 4 and all(after[name] == mtime for name, mtime in before.items())

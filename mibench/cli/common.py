@@ -41,5 +41,5 @@ def registry() -> Registry:
     return get_registry()
 
 
-def grid(path: str) -> ResolvedGrid:
-    return load_grid(path, registry())
+def grid(path: str, device: str | None = None) -> ResolvedGrid:
+    return load_grid(path, registry(), device)

@@ -20,9 +20,7 @@ FAILED = 1
 @reports_errors
 def run_command(grid_file: str, output: Path | None, device: str | None) -> None:
     """Run GRID_FILE. Finished work in the output directory is reused, never redone."""
-    resolved = grid(grid_file)
-    if device:
-        resolved.grid = resolved.grid.model_copy(update={"device": device})
+    resolved = grid(grid_file, device)
     if resolved.warnings:
         fail("error: " + "\nerror: ".join(resolved.warnings))
     summary = Runner(resolved, registry(), output).run()
@@ -31,7 +29,8 @@ def run_command(grid_file: str, output: Path | None, device: str | None) -> None
         click.echo(board.to_string(index=False))
     click.echo(f"\nresults: {summary.output_dir / 'results.csv'}\nleaderboard: {summary.output_dir / 'leaderboard.csv'}")
     if not summary.ok:
-        click.echo(f"{len(summary.failures)} cell(s) failed (details in results.csv and errors.log):", err=True)
+        click.echo(f"{len(summary.failures)} of {len(summary.rows)} result rows failed "
+                   "(details in results.csv and errors.log):", err=True)
         for failure in summary.failures:
             click.echo(f"  {failure}", err=True)
         raise SystemExit(FAILED)

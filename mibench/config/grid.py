@@ -46,7 +46,7 @@ class Grid(StrictModel):
     output: Path | None = Field(None, description="Output directory; default runs/<name>.")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     split_seed: int = Field(0, ge=0, description="Seed of the target/shadow and member/non-member splits.")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$")
     datasets: list[Entry] = Field(min_length=1)
     architectures: list[Entry] = Field(min_length=1)
     defenses: list[Entry] = Field(min_length=1)

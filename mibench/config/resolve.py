@@ -15,6 +15,7 @@ from mibench.config.grid import Grid, PluginEntry, _name_to_entry
 from mibench.config.yamlfile import LineMap, load_yaml
 from mibench.interfaces import Params, Plugin, result_dump
 from mibench.registry import PluginInfo, Registry, UnknownPlugin
+from mibench.shapes import data_shape, forward_flops
 
 SECTIONS = {"datasets": "dataset", "architectures": "architecture", "defenses": "defense", "attacks": "attack"}
 
@@ -29,6 +30,7 @@ class PluginConfig:
     info: PluginInfo
     params: Params
     swept: tuple[str, ...] = ()
+    position: int = -1  # index of its entry in the grid's list (for error messages), not part of the spec
 
     def _spec_text(self) -> str:
         return json.dumps(self.spec(), sort_keys=True)
@@ -71,7 +73,7 @@ class PluginConfig:
     def with_params(self, **changes: Any) -> "PluginConfig":
         """This config with some params replaced (and validated again)."""
         params = self.info.cls.Params.model_validate({**self.params.model_dump(), **changes})
-        return PluginConfig(self.info, params, self.swept)
+        return PluginConfig(self.info, params, self.swept, self.position)
 
 
 @dataclass
@@ -153,7 +155,7 @@ def _expand(
                     seen_errors.add((p.path, p.message))
                     problems.append(p)
             continue
-        configs.append(PluginConfig(info, params, tuple(keys)))
+        configs.append(PluginConfig(info, params, tuple(keys), entry_path[-1]))
     return configs
 
 
@@ -217,7 +219,7 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
         located = [Problem(p.path, p.message, p.line or lines.line(p.path)) for p in problems]
         raise ConfigError(source, sorted(located, key=lambda p: (p.line or 0)))
 
-    warnings = []
+    warnings = _device_warnings(grid.device)
     for ds in resolved["datasets"]:
         message = ds.create().missing_data()
         if message:
@@ -248,9 +250,64 @@ def _cross_checks(
         if white and blocked:
             problems.append(Problem(("attacks", i), f"attack {entry.name!r} needs white-box access, "
                                     f"but these defenses release black-box models only: {', '.join(blocked)}"))
+    problems.extend(_training_checks(grid, resolved))
+    problems.extend(_shape_checks(resolved))
     return problems
 
 
-def load_grid(path: str | Path, registry: Registry) -> ResolvedGrid:
+def _training_checks(grid: Grid, resolved: dict[str, list[PluginConfig]]) -> list[Problem]:
+    """Overrides name architectures of the grid; each defense config suits each training run."""
+    problems = []
+    names = sorted({a.name for a in resolved["architectures"]})
+    for key in grid.training.overrides:
+        if key not in names:
+            problems.append(Problem(("training", "overrides", key),
+                                    f"not an architecture of this grid; architectures: {', '.join(names)}"))
+    seen = set()
+    for defense in resolved["defenses"]:
+        for arch in resolved["architectures"]:
+            message = defense.create().check_training(grid.training.for_architecture(arch.name).epochs)
+            if message and (defense.position, message) not in seen:
+                seen.add((defense.position, message))
+                problems.append(Problem(("defenses", defense.position), f"{defense.label}: {message}"))
+    return problems
+
+
+def _shape_checks(resolved: dict[str, list[PluginConfig]]) -> list[Problem]:
+    """Every architecture builds, and runs a forward pass, for every dataset's input (on the meta device)."""
+    problems = []
+    for dataset in resolved["datasets"]:
+        shape = data_shape(dataset)
+        if shape is None:
+            continue
+        for arch in resolved["architectures"]:
+            try:
+                forward_flops(arch, shape.input_shape, shape.num_classes)
+            except Exception as exc:  # noqa: BLE001 - any failure to build is the grid's problem
+                c, h, w = shape.input_shape
+                problems.append(Problem(("architectures", arch.position),
+                                        f"{arch.label} cannot take {dataset.label} ({c}x{h}x{w} inputs, "
+                                        f"{shape.num_classes} classes): {' '.join(str(exc).split())}"))
+    return problems
+
+
+def _device_warnings(device: str) -> list[str]:
+    """A CUDA device asked for on a machine where torch sees none (an error for ``mibench run``)."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return []
+    if not torch.cuda.is_available():
+        return [f"device {device!r}: torch {torch.__version__} sees no CUDA device here"]
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        return [f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA device(s)"]
+    return []
+
+
+def load_grid(path: str | Path, registry: Registry, device: str | None = None) -> ResolvedGrid:
+    """Load and resolve a grid file; ``device`` overrides its ``device:`` (validated the same way)."""
     data, lines = load_yaml(path)
+    if device is not None and isinstance(data, dict):
+        data, lines = {**data, "device": device}, lines.unlocated(("device",))
     return resolve(data, registry, lines, str(path))

@@ -13,8 +13,12 @@ from mibench.config.errors import ConfigError, Path_, Problem
 class LineMap:
     """Maps a path in the document to the 1-based line where it starts."""
 
-    def __init__(self, lines: dict[Path_, int]) -> None:
+    def __init__(self, lines: dict[Path_, int | None]) -> None:
         self._lines = lines
+
+    def unlocated(self, path: Path_) -> "LineMap":
+        """A copy where ``path`` has no line (a value given on the command line, not in the file)."""
+        return LineMap({**self._lines, tuple(path): None})
 
     def line(self, path: Path_) -> int | None:
         """Line of ``path``, or of its nearest ancestor that the file spells out."""

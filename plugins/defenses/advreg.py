@@ -149,6 +149,7 @@ class AdvReg(Defense):
     """
 
     name = "advreg"
+    training_cost = 4.0  # each step adds 5 inference-model steps, each a classifier forward on two batches
     Params = AdvRegParams
 
     def train(self, job: TrainingJob) -> TrainedModel:

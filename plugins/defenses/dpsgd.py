@@ -91,6 +91,7 @@ class DPSGD(Defense):
     """
 
     name = "dp-sgd"
+    training_cost = 2.5  # per-sample gradients and clipping: about 2-3 plain steps
     Params = DPSGDParams
 
     def released_architecture(self, model: nn.Module) -> nn.Module:

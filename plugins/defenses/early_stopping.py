@@ -26,6 +26,11 @@ class EarlyStopping(Defense):
     Params = EarlyStoppingParams
     release_param = "epoch"
 
+    def check_training(self, epochs: int) -> str | None:
+        if self.params.epoch > epochs:
+            return f"epoch {self.params.epoch} is beyond training.epochs ({epochs})"
+        return None
+
     def train(self, job: TrainingJob) -> dict[int, TrainedModel]:
         epochs = sorted(job.release_values or (self.params.epoch,))
         limit = job.trainer.config.epochs
