@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from mibench.training import predict_logits
-from mibench_plugins.defenses.dmp import DMP, SoftLabelKL, entropy, lowest_entropy_per_class
+from mibench.outputs import softmax_entropy as entropy
+from mibench_plugins.defenses.dmp import DMP, SoftLabelKL, lowest_entropy_per_class
 from tests.conftest import digits_job
 
 

@@ -3,7 +3,7 @@
 Every shadow model is queried on its own members (label 1) and non-members (label 0);
 one attack MLP learns member-ness from (softmax vector, one-hot label), and is then
 applied to the target's evaluation samples. The layout follows the CRL code's attack
-network (REFERENCE §4, notes A7): hidden widths [128, 64], ReLU, dropout, batch 256.
+network (REFERENCE §4; the CRL authors' attack model): hidden widths [128, 64], ReLU, dropout, batch 256.
 Its layers sit in an ``nn.Sequential``, so every one of them is registered and trains
 (the RelaxLoss code kept its hidden layers in a plain list, so only the last one
 learned; tests/test_nn_attack.py checks that each layer's weights move).

@@ -26,6 +26,7 @@ import torch
 from pydantic import Field
 
 from mibench.hookspecs import hookimpl
+from mibench.outputs import true_class_prob
 from mibench.interfaces import Params
 from mibench.reference import ReferenceAttack, Table
 
@@ -42,7 +43,7 @@ class RMIAParams(Params):
 
 def true_label_probability(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     """p_y = softmax(logits)_y, in float64."""
-    return logits.double().softmax(1).gather(1, labels.view(-1, 1)).squeeze(1).numpy()
+    return true_class_prob(logits.double(), labels).numpy()
 
 
 def likelihood_ratio(table: Table, a: float) -> np.ndarray:

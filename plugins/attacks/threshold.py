@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mibench.hookspecs import hookimpl
+from mibench.outputs import softmax_entropy
 from mibench.threshold import ThresholdAttack
 
 TINY = 1e-30  # clamp inside logs, as Song & Mittal's code does
@@ -22,12 +23,11 @@ class LossAttack(ThresholdAttack):
 
 
 def entropy_score(logits: torch.Tensor) -> torch.Tensor:
-    p = logits.softmax(1)
-    return (p * p.clamp_min(TINY).log()).sum(1)
+    return -softmax_entropy(logits)
 
 
 class EntropyAttack(ThresholdAttack):
-    """Entropy attack: score = -H(p) = sum_i p_i log p_i; confident outputs look like members."""
+    """Entropy attack: score = -H(p) = sum_i p_i log p_i (from log-softmax); confident outputs look like members."""
 
     name = "entropy"
 

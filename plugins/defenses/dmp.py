@@ -10,6 +10,7 @@ from pydantic import Field
 from mibench.data import as_index
 from mibench.hookspecs import hookimpl
 from mibench.interfaces import Defense, Objective, Params, TrainedModel, TrainingJob
+from mibench.outputs import softmax_entropy
 from mibench.training import predict_logits
 from mibench_plugins.defenses.ce import CrossEntropy
 from mibench_plugins.defenses.reference import carve_reference
@@ -42,12 +43,6 @@ class SoftLabelKL(Objective):
     def forward(self, logits, features, targets, epoch):
         student = F.log_softmax(logits / self.tau, dim=1)
         return F.kl_div(student, targets, reduction="batchmean", log_target=True) * self.scale
-
-
-def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy (nats) of softmax(logits), per row."""
-    log_p = F.log_softmax(logits, dim=1)
-    return -(log_p.exp() * log_p).sum(dim=1)
 
 
 def lowest_entropy_per_class(uncertainty: np.ndarray, predicted: np.ndarray, keep_fraction: float) -> np.ndarray:
@@ -97,7 +92,7 @@ class DMP(Defense):
         job.trainer.fit(teacher, private, CrossEntropy(), desc=f"{job.trainer.desc} (dmp teacher)")
 
         logits = predict_logits(teacher, job.pool, reference, job.device, job.trainer.config.eval_batch_size)
-        uncertainty = entropy(logits).numpy()
+        uncertainty = softmax_entropy(logits).numpy()
         chosen = lowest_entropy_per_class(uncertainty, logits.argmax(1).numpy(), p.keep_fraction)
         distilled = reference[chosen]
         soft = F.log_softmax(logits[torch.as_tensor(chosen)] / p.tau, dim=1)

@@ -12,6 +12,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from mibench import outputs
+
 
 def relaxed(loss: torch.Tensor, alpha: float, epoch: int, below: Callable[[], torch.Tensor]) -> torch.Tensor:
     """The three-way relaxation: |L - alpha| (even epoch), L (odd, L > alpha), ``below()`` (odd, L <= alpha).
@@ -33,8 +35,7 @@ def scale_norm(v: torch.Tensor, tau: float) -> torch.Tensor:
 
 def true_class_prob(logits: torch.Tensor, labels: torch.Tensor, upper: float = 1.0) -> torch.Tensor:
     """p_y = softmax(logits)_y, clamped at ``upper`` (the authors' codes' clamp; 1.0 = none)."""
-    p_y = logits.softmax(1).gather(1, labels.view(-1, 1)).squeeze(1)
-    return p_y.clamp(max=upper)
+    return outputs.true_class_prob(logits, labels).clamp(max=upper)
 
 
 def flattened_target(p_y: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

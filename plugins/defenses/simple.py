@@ -7,6 +7,7 @@ from pydantic import Field
 
 from mibench.hookspecs import hookimpl
 from mibench.interfaces import LossDefense, Objective, ObjectiveSpec, Params
+from mibench.outputs import softmax_entropy
 
 
 class LabelSmoothingParams(Params):
@@ -43,9 +44,7 @@ class PenalisedCrossEntropy(Objective):
         self.beta = beta
 
     def forward(self, logits, features, targets, epoch):
-        log_p = F.log_softmax(logits, dim=1)
-        entropy = -(log_p.exp() * log_p).sum(1).mean()
-        return F.cross_entropy(logits, targets) - self.beta * entropy
+        return F.cross_entropy(logits, targets) - self.beta * softmax_entropy(logits).mean()
 
 
 class ConfidencePenalty(LossDefense):
