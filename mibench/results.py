@@ -49,6 +49,7 @@ class ResultRow(BaseModel):
     error: str = ""
     config_hash: str
     target_model: str
+    attack_output: str  # key of the attack's scores in store/attacks/ (for curves drawn later)
     mibench_version: str
     plugin_versions: str
     torch_version: str

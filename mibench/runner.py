@@ -230,6 +230,7 @@ class Runner:
             error=error,
             config_hash=stable_hash(config),
             target_model=attack.target[1],
+            attack_output=attack.key,
             mibench_version=mibench.__version__,
             plugin_versions=json.dumps(self.registry.versions(), sort_keys=True),
             torch_version=torch.__version__,

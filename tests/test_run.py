@@ -175,3 +175,21 @@ def test_releasing_a_new_epoch_keeps_the_checkpoints_already_released(write_grid
     assert summary.ok and len(summary.trained) == 2  # the target and shadow runs go on to epoch 4
     after = {p.name: p.stat().st_mtime_ns for p in models.glob("*.pt")}
     assert len(after) == 4 and all(after[name] == mtime for name, mtime in before.items())
+
+
+def test_roc_curves_are_drawn_from_the_stored_scores(digits_run, cli_registry):
+    from mibench.plots import roc_points
+    from mibench.store import Store
+
+    out = digits_run.output_dir
+    results = pd.read_csv(out / "results.csv")
+    for _, row in results.iterrows():
+        fpr, tpr = roc_points(Store(out / "store"), row["attack_output"])
+        assert np.trapezoid(tpr, fpr) == pytest.approx(row["auc"], abs=1e-6)  # the CSV keeps 6 digits
+    result = CliRunner().invoke(main, ["roc", str(out)])
+    assert result.exit_code == 0
+    paths = result.output.split()
+    assert len(paths) == 3 and all(p.endswith(".png") for p in paths)
+    assert all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in paths)
+    missing = CliRunner().invoke(main, ["roc", str(out / "nowhere")])
+    assert missing.exit_code == 2 and "no results.csv here" in missing.output

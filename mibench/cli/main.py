@@ -6,6 +6,7 @@ import click
 
 import mibench
 from mibench.cli.plugins_cmd import plugins_command
+from mibench.cli.roc_cmd import roc_command
 from mibench.cli.run_cmd import run_command
 from mibench.cli.validate_cmd import validate_command
 
@@ -19,3 +20,4 @@ def main() -> None:
 main.add_command(plugins_command)
 main.add_command(validate_command)
 main.add_command(run_command)
+main.add_command(roc_command)
