@@ -163,3 +163,15 @@ def test_cuda_without_a_gpu_warns_in_validate_and_stops_run(write_grid, cli_regi
     run = CliRunner().invoke(main, ["run", str(path), "--output", str(tmp_path / "out")])
     assert run.exit_code == 2 and "error: device 'cuda'" in run.output
     assert not (tmp_path / "out").exists()
+
+
+def test_the_readme_grid_example_is_valid(tmp_path, registry):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## The grid file"):]
+    example = section[section.index("```yaml\n") + 8 : section.index("```", section.index("```yaml\n") + 8)]
+    path = tmp_path / "readme.yaml"
+    path.write_text(example)
+    resolved = load_grid(path, registry)
+    assert resolved.grid.training.for_architecture("small-cnn").batch_size == 64
