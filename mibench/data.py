@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -36,6 +36,17 @@ def model_inputs(pool: Pool, indices: np.ndarray, device: torch.device) -> torch
     return Normaliser(pool, device)(unit_inputs(pool, indices, device))
 
 
+def model_batches(
+    pool: Pool, indices: np.ndarray, device: torch.device, batch_size: int
+) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """(indices, normalised inputs, labels) of consecutive batches of pool samples, on ``device``."""
+    indices = np.asarray(indices)
+    normalise = Normaliser(pool, device)
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        yield chunk, normalise(unit_inputs(pool, chunk, device)), pool.labels[as_index(chunk)].to(device)
+
+
 def map_batches(
     fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     pool: Pool,
@@ -50,12 +61,9 @@ def map_batches(
     ``labels`` its labels, both on ``device``. The values come back concatenated,
     as float64 on the host; a progress bar counts the samples.
     """
-    indices = np.asarray(indices)
     out = []
     with progress_bar(total=len(indices), desc=desc, unit="sample") as bar:
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
-            values = fn(model_inputs(pool, chunk, device), pool.labels[as_index(chunk)].to(device))
-            out.append(values.detach().double().cpu())
+        for chunk, inputs, labels in model_batches(pool, indices, device, batch_size):
+            out.append(fn(inputs, labels).detach().double().cpu())
             bar.update(len(chunk))
     return torch.cat(out).numpy() if out else np.zeros(0)

@@ -13,18 +13,14 @@ from mibench.splits import Protocol, stratified_subsample
 
 
 @lru_cache(maxsize=4)
-def _load_pool(dataset: PluginConfig) -> Pool:
+def load_pool(dataset: PluginConfig) -> Pool:
+    """The dataset's pool, subsampled to ``pool_size`` when asked; cached per process."""
     pool = dataset.create().load_pool()
     size = getattr(dataset.params, "pool_size", None)
     if size is None or size >= len(pool):
         return pool
     idx = torch.as_tensor(stratified_subsample(pool.labels.numpy(), size, dataset.params.pool_seed))
     return Pool(pool.inputs[idx], pool.labels[idx], pool.num_classes, pool.mean, pool.std, pool.scale, pool.augment)
-
-
-def load_pool(dataset: PluginConfig) -> Pool:
-    """The dataset's pool, subsampled to ``pool_size`` when asked; cached per process."""
-    return _load_pool(dataset)
 
 
 @lru_cache(maxsize=16)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mibench.config.training import TrainingConfig
-from mibench.data import Normaliser, as_index, unit_inputs
+from mibench.data import Normaliser, as_index, model_batches, unit_inputs
 from mibench.interfaces import Objective, Pool
 from mibench.progress import progress_bar
 
@@ -170,12 +170,10 @@ def predict_logits(
     model: nn.Module, pool: Pool, indices: np.ndarray, device: torch.device, batch_size: int = 1024
 ) -> torch.Tensor:
     """Logits of ``model`` (eval mode) on pool samples ``indices``, as float32 on the CPU."""
-    normalise = Normaliser(pool, device)
     model.eval()
     out = []
-    for start in range(0, len(indices), batch_size):
-        xb = unit_inputs(pool, indices[start : start + batch_size], device)
-        logits, _ = model(normalise(xb))
+    for _, inputs, _ in model_batches(pool, indices, device, batch_size):
+        logits, _ = model(inputs)
         out.append(logits.float().cpu())
     if not out:
         return torch.zeros((0, pool.num_classes))
