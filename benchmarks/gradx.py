@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mibench.plugins import get_registry
+from mibench.registry.loading import get_registry
 from mibench_plugins.attacks.gradient import input_gradient_norms
 
 SHAPE, CLASSES = (3, 32, 32), 10

@@ -15,10 +15,10 @@ import torch
 
 from benchmarks.trainer_compare import compare
 
-from mibench.config.resolve import PluginConfig
-from mibench.config.training import TrainingConfig
-from mibench.plugins import get_registry
-from mibench.pools import load_pool
+from mibench.config.plugin_config import PluginConfig
+from mibench.sdk.training_config import TrainingConfig
+from mibench.registry.loading import get_registry
+from mibench.engine.pools import load_pool
 
 
 def main() -> None:

@@ -16,10 +16,10 @@ import torch
 
 from benchmarks.trainer_compare import compare
 
-from mibench.config.training import TrainingConfig
-from mibench.interfaces import Pool
-from mibench.jobs import resolve_device
-from mibench.plugins import get_registry
+from mibench.sdk.training_config import TrainingConfig
+from mibench.sdk.dataset import Pool
+from mibench.engine.devices import resolve_device
+from mibench.registry.loading import get_registry
 
 
 def main() -> None:

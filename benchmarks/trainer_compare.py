@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mibench.config.training import TrainingConfig
-from mibench.interfaces import Pool
-from mibench.training import Trainer
+from mibench.sdk.training_config import TrainingConfig
+from mibench.sdk.dataset import Pool
+from mibench.sdk.trainer import Trainer
 from mibench_plugins.defenses.ce import CrossEntropy
 
 

@@ -1,3 +1,3 @@
 """mibench: a plugin-based benchmark for membership-inference attacks and defenses."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,2 +1,2 @@
 """mibench's built-in plugins. Each module registers through the same hooks as an
-outside package would; mibench.plugins.BUILTIN_PLUGINS lists them."""
+outside package would; mibench.registry.loading.BUILTIN_PLUGINS lists them."""

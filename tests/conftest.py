@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mibench.plugins import PluginManager, default_manager, set_registry
-from mibench.registry import Registry
+from mibench.registry.loading import PluginManager, default_manager, set_registry
+from mibench.registry.table import Registry
 
 
 @pytest.fixture(autouse=True)
@@ -79,17 +79,17 @@ def _digits_pool():
 
 
 def digits_job(architecture=None, *, epochs: int = 3, seed: int = 0):
-    """A TrainingJob on the digits target split, to test a defense outside the runner.
+    """A TrainingContext on the digits target split, to test a defense outside the runner.
 
     ``architecture`` is an Architecture plugin instance (default: an MLP with one
     hidden layer of 32); training is SGD, lr 0.1, batch 64 on the CPU.
     """
     import torch
 
-    from mibench.config.training import TrainingConfig
-    from mibench.interfaces import TrainingJob
-    from mibench.splits import Protocol
-    from mibench.training import Trainer
+    from mibench.sdk.training_config import TrainingConfig
+    from mibench.sdk.defense import TrainingContext
+    from mibench.engine.protocol import Protocol
+    from mibench.sdk.trainer import Trainer
     from mibench_plugins.architectures.small import MLP
 
     pool = _digits_pool()
@@ -99,7 +99,7 @@ def digits_job(architecture=None, *, epochs: int = 3, seed: int = 0):
     )
     device = torch.device("cpu")
     torch.manual_seed(seed)
-    return TrainingJob(
+    return TrainingContext(
         pool=pool,
         train_indices=Protocol.build(len(pool), 0).target.members,
         build_model=lambda: architecture.build(pool.input_shape, pool.num_classes),
@@ -118,7 +118,7 @@ def fit_calls(monkeypatch):
 
     import numpy as np
 
-    from mibench.training import Trainer
+    from mibench.sdk.trainer import Trainer
 
     calls = []
     real = Trainer.fit

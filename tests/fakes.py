@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mibench.interfaces import AttackContext, Pool
-from mibench.training import predict_logits
+from mibench.sdk.attack import AttackContext
+from mibench.sdk.dataset import Pool
+from mibench.sdk.trainer import predict_logits
 
 CPU = torch.device("cpu")
 
@@ -57,8 +58,15 @@ class FakeAccess:
 
 
 def context(target: FakeAccess, shadows: list[FakeAccess], population: np.ndarray = (), seed: int = 0) -> AttackContext:
+    """The target's evaluation samples in pool order, as the engine gives them."""
     return AttackContext(pool=target.pool, target=target, shadows=shadows, device=CPU, seed=seed,
+                         eval_indices=np.sort(np.concatenate([target.members, target.nonmembers])),
                          population=np.asarray(population, dtype=np.int64))
+
+
+def membership(ctx: AttackContext, target: FakeAccess) -> np.ndarray:
+    """Whether each of ``ctx.eval_indices`` is a member of ``target`` (what the engine knows, not the attack)."""
+    return np.isin(ctx.eval_indices, target.members)
 
 
 def label_pool(labels: np.ndarray, num_classes: int) -> Pool:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mibench_plugins.attacks.threshold import EntropyAttack, LossAttack, ModifiedEntropyAttack
+from mibench_plugins.attacks.confidence import EntropyAttack, LossAttack, ModifiedEntropyAttack
 
 LOGITS = [[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [-3.0, 4.0, 1.0]]
 LABELS = [0, 0, 2]

@@ -179,7 +179,7 @@ def test_a_broken_file_is_reported_with_its_root(tmp_path):
 
 
 def test_data_location_stays_out_of_the_model_hash(registry, tmp_path):
-    from mibench.config.resolve import PluginConfig
+    from mibench.config.plugin_config import PluginConfig
 
     for name in ("cifar10", "cifar100", "svhn"):
         info = registry.get("dataset", name)

@@ -9,7 +9,7 @@ import torch
 
 from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
-from mibench.plan import build_plan
+from mibench.engine.plan import build_plan
 from mibench.runner import Runner
 from tests.conftest import DIGITS_GRID
 

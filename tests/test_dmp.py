@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mibench.training import predict_logits
-from mibench.outputs import softmax_entropy as entropy
+from mibench.sdk.trainer import predict_logits
+from mibench.sdk.outputs import softmax_entropy as entropy
 from mibench_plugins.defenses.dmp import DMP, SoftLabelKL, lowest_entropy_per_class
 from tests.conftest import digits_job
 

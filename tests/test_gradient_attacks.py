@@ -5,13 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mibench.data import model_inputs
-from mibench.interfaces import Pool
-from mibench.metrics import attack_metrics
+from mibench.sdk.batches import model_inputs
+from mibench.sdk.dataset import Pool
+from mibench.engine.metrics import attack_metrics
 from mibench_plugins.architectures.small import MLPNet, SmallCNNNet
 from mibench_plugins.attacks.gradient import GradWAttack, GradXAttack, input_gradient_norms
 from mibench_plugins.datasets.digits import Digits
-from tests.fakes import CPU, FakeAccess, context
+from tests.fakes import CPU, FakeAccess, context, membership
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def auc(attack, model, pool, members, nonmembers):
     target = FakeAccess(pool, members, nonmembers, module=model)
     ctx = context(target, [])
     out = attack.run(ctx)
-    return attack_metrics(ctx.eval_membership, out.scores, target.labels(ctx.eval_indices), None).auc
+    return attack_metrics(membership(ctx, target), out.scores, target.labels(ctx.eval_indices), None).auc
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mibench.interfaces import ObjectiveSpec
+from mibench.sdk.defense import ObjectiveSpec
 from mibench_plugins.defenses.crl import CRL, CRLObjective, ImpRelaxLoss, RelaxedCenterLoss
 from mibench_plugins.defenses.relaxloss import RelaxLoss
 from mibench_plugins.defenses.simple import ConfidencePenalty, LabelSmoothing

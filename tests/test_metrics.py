@@ -4,14 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mibench.metrics import (
-    attack_metrics,
-    balanced_accuracy,
-    best_threshold,
-    per_class_thresholds,
-    predict_members,
-    tpr_at_fpr,
-)
+from mibench.engine.metrics import attack_metrics, balanced_accuracy, predict_members, tpr_at_fpr
+from mibench.sdk.thresholds import best_threshold, per_class_thresholds
 
 # Members score 0.9, 0.4; non-members 0.6, 0.1. Member beats non-member in 3 of 4 pairs.
 MEMBER = np.array([1, 1, 0, 0], bool)

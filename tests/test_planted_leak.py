@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from mibench.metrics import attack_metrics
-from mibench.splits import halve
+from mibench.engine.metrics import attack_metrics
+from mibench.engine.protocol import halve
 from mibench_plugins.attacks.lira import LiRAAttack
 from mibench_plugins.attacks.nn_attack import NNAttack
 from mibench_plugins.attacks.rmia import RMIAAttack
-from mibench_plugins.attacks.threshold import EntropyAttack, LossAttack, ModifiedEntropyAttack
-from tests.fakes import FakeAccess, context, label_pool
+from mibench_plugins.attacks.confidence import EntropyAttack, LossAttack, ModifiedEntropyAttack
+from tests.fakes import FakeAccess, context, label_pool, membership
 
 N, C, SHADOWS = 2000, 4, 4  # 0..999 the target half (members 0..499), 1000..1999 the shadow half
 RNG = np.random.default_rng(0)
@@ -61,7 +61,7 @@ def evaluate(name, boost):
     ctx = planted_context(boost)
     out = ATTACKS[name].run(ctx)
     assert len(out.scores) == 1000
-    return attack_metrics(ctx.eval_membership, out.scores, LABELS[ctx.eval_indices], out.thresholds)
+    return attack_metrics(membership(ctx, ctx.target), out.scores, LABELS[ctx.eval_indices], out.thresholds)
 
 
 @pytest.mark.parametrize("name", ATTACKS)

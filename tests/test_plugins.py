@@ -9,10 +9,11 @@ from click.testing import CliRunner
 
 from mibench import hookspecs
 from mibench.cli.main import main
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Attack, LossDefense
-from mibench.plugins import BUILTIN_PLUGINS, DISABLE_ENV, PluginManager, default_manager
-from mibench.registry import PluginError
+from mibench.sdk.hooks import hookimpl
+from mibench.sdk.attack import Attack
+from mibench.sdk.defense import LossDefense
+from mibench.registry.loading import BUILTIN_PLUGINS, DISABLE_ENV, PluginManager, default_manager
+from mibench.registry.table import PluginError
 from mibench_plugins.defenses.ce import CrossEntropy
 from tests.conftest import builtin_only_manager
 

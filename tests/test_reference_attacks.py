@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from mibench.metrics import best_threshold
-from mibench.reference import Table
+from mibench.sdk.thresholds import best_threshold
+from mibench.sdk.reference_attack import Table
 from mibench_plugins.attacks.lira import LiRAAttack, lira_offline_scores, scaled_logit
 from mibench_plugins.attacks.rmia import RMIAAttack, dominance, likelihood_ratio
 from tests.fakes import FakeAccess, context, label_pool, table_logits

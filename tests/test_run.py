@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import mibench.runner
+import mibench.engine.jobs
 from mibench.cli.main import main
 from mibench.config.resolve import load_grid
-from mibench.results import COLUMNS
+from mibench.report.results import COLUMNS
 from mibench.runner import Runner
 from tests.conftest import DIGITS_GRID
 
@@ -47,7 +47,7 @@ def test_end_to_end_on_digits(digits_run):
     assert board.loc[0, "auc_loss_mean"] == pytest.approx(results.set_index("attack").loc["loss", "auc"])
     run_info = json.loads((out / "run.json").read_text())
     assert run_info["grid"]["name"] == "digits-test"
-    assert run_info["plan"] == {"targets": 1, "shadows": 2, "attack_jobs": 3}
+    assert run_info["plan"] == {"targets": 1, "shadows": 2, "attack_jobs": 3, "jobs": 10}  # splits, 3 x train + predict, 3 attacks
     assert "torch_version" in run_info and run_info["device"] == "cpu"
     assert len(digits_run.trained) == 3
 
@@ -86,7 +86,7 @@ def test_a_second_run_trains_nothing(digits_run, registry):
 
 def test_interrupted_run_resumes_without_training_twice(write_grid, registry, tmp_path, monkeypatch):
     calls = []
-    real = mibench.runner.run_train_job
+    real = mibench.engine.jobs.run_train_job
 
     def dies_on_third(job, store, device):
         calls.append(job.key)
@@ -94,10 +94,10 @@ def test_interrupted_run_resumes_without_training_twice(write_grid, registry, tm
             raise KeyboardInterrupt  # the process is killed during the third training
         return real(job, store, device)
 
-    monkeypatch.setattr(mibench.runner, "run_train_job", dies_on_third)
+    monkeypatch.setattr(mibench.engine.jobs, "run_train_job", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         run(write_grid, registry, tmp_path / "resumed")
-    monkeypatch.setattr(mibench.runner, "run_train_job", real)
+    monkeypatch.setattr(mibench.engine.jobs, "run_train_job", real)
     resumed = run(write_grid, registry, tmp_path / "resumed")
     assert len(resumed.trained) == 1 and resumed.trained[0] == calls[2]
     assert resumed.trained[0] not in calls[:2]
@@ -178,8 +178,8 @@ def test_releasing_a_new_epoch_keeps_the_checkpoints_already_released(write_grid
 
 
 def test_roc_curves_are_drawn_from_the_stored_scores(digits_run, cli_registry):
-    from mibench.plots import roc_points
-    from mibench.store import Store
+    from mibench.report.plots import roc_points
+    from mibench.engine.store import Store
 
     out = digits_run.output_dir
     results = pd.read_csv(out / "results.csv")

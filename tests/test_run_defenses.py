@@ -7,10 +7,11 @@ import pandas as pd
 import torch
 
 from mibench.config.resolve import load_grid
-from mibench.access import open_model
-from mibench.plan import build_plan
+from mibench.engine.access import open_model
+from mibench.engine.models import ModelRef
+from mibench.engine.plan import build_plan
 from mibench.runner import Runner
-from mibench.store import Store
+from mibench.engine.store import Store
 from tests.conftest import DIGITS_GRID
 
 GRID = (
@@ -53,7 +54,7 @@ def test_reference_and_private_defenses_run_end_to_end(write_grid, registry, tmp
     store = Store(tmp_path / "run" / "store")
     job = next(j for j in build_plan(resolved).train_jobs.values()
                if j.role == "shadow-0" and j.defense.name == "advreg")
-    access = open_model(store, job, job.key, torch.device("cpu"))
+    access = open_model(store, ModelRef(job), torch.device("cpu"))
     assert len(access.excluded) == 90 and len(access.members) == 449 - 90
     assert np.intersect1d(access.excluded, np.r_[access.members, access.nonmembers]).size == 0
 

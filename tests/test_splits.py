@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from mibench.splits import Protocol, stratified_subsample
+from mibench.engine.protocol import Protocol
+from mibench.sdk.sampling import stratified_subsample
 
 
 def test_halves_and_sizes():

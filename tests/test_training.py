@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from mibench.config.training import ScheduleConfig, TrainingConfig
-from mibench.splits import Protocol
-from mibench.training import Trainer
+from mibench.sdk.training_config import ScheduleConfig, TrainingConfig
+from mibench.engine.protocol import Protocol
+from mibench.sdk.trainer import Trainer
 from mibench_plugins.architectures.small import SmallCNN
 from mibench_plugins.defenses.ce import CrossEntropy
 from tests.conftest import _digits_pool

@@ -7,8 +7,7 @@ gradient flips sign, so the model stops driving its training loss to zero.
 import torch.nn.functional as F
 from pydantic import Field
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import LossDefense, Objective, Params
+from mibench.sdk import LossDefense, Objective, Params, hookimpl
 
 
 class FloodingParams(Params):

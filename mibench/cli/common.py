@@ -10,8 +10,8 @@ import click
 
 from mibench.config.errors import ConfigError
 from mibench.config.resolve import ResolvedGrid, load_grid
-from mibench.plugins import get_registry
-from mibench.registry import PluginError, Registry
+from mibench.registry.loading import get_registry
+from mibench.registry.table import PluginError, Registry
 
 USAGE_ERROR = 2
 F = TypeVar("F", bound=Callable)

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from mibench.cli.common import fail
-from mibench.plots import draw_rocs
+from mibench.engine.layout import RunLayout
+from mibench.report.plots import draw_rocs
 
 
 @click.command("roc")
@@ -15,7 +16,7 @@ from mibench.plots import draw_rocs
 @click.option("--seed", type=int, help="Which seed's models to plot (default: the smallest).")
 def roc_command(run_dir: Path, seed: int | None) -> None:
     """Draw RUN_DIR/plots/roc-*.png: one log-log ROC per dataset, architecture and attack."""
-    if not (run_dir / "results.csv").is_file():
+    if not RunLayout(run_dir).results_csv.is_file():
         fail(f"error: {run_dir}: no results.csv here; give the output directory of a mibench run")
     paths = draw_rocs(run_dir, seed)
     if not paths:

@@ -8,6 +8,7 @@ import click
 import pandas as pd
 
 from mibench.cli.common import fail, grid, registry, reports_errors
+from mibench.engine.layout import RunLayout
 from mibench.runner import Runner
 
 FAILED = 1
@@ -24,10 +25,11 @@ def run_command(grid_file: str, output: Path | None, device: str | None) -> None
     if resolved.warnings:
         fail("error: " + "\nerror: ".join(resolved.warnings))
     summary = Runner(resolved, registry(), output).run()
-    board = pd.read_csv(summary.output_dir / "leaderboard.csv")
+    layout = RunLayout(summary.output_dir)
+    board = pd.read_csv(layout.leaderboard_csv)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
         click.echo(board.to_string(index=False))
-    click.echo(f"\nresults: {summary.output_dir / 'results.csv'}\nleaderboard: {summary.output_dir / 'leaderboard.csv'}")
+    click.echo(f"\nresults: {layout.results_csv}\nleaderboard: {layout.leaderboard_csv}")
     if not summary.ok:
         click.echo(f"{len(summary.failures)} of {len(summary.rows)} result rows failed "
                    "(details in results.csv and errors.log):", err=True)

@@ -6,8 +6,8 @@ import click
 
 from mibench.cli.common import grid, reports_errors
 from mibench.config.resolve import ResolvedGrid
-from mibench.estimate import DEFAULT_TFLOPS, plan_cost
-from mibench.plan import Plan, build_plan
+from mibench.engine.estimate import DEFAULT_TFLOPS, plan_cost
+from mibench.engine.plan import Plan, build_plan
 
 
 def describe_plan(resolved: ResolvedGrid, plan: Plan) -> str:
@@ -38,13 +38,15 @@ def _duration(hours: float) -> str:
 
 def describe_cost(resolved: ResolvedGrid, plan: Plan, tflops: float) -> str:
     rows, unknown = plan_cost(resolved, plan)
-    lines = ["estimate (training and predictions; attacks add little except nn, gradx/gradw on big models):"]
+    lines = ["estimate (training, predictions, and attacks by their declared query cost):"]
     total = 0.0
     for r in rows:
-        hours = r.train_pflops * 1e15 / (tflops * 1e12) / 3600
+        hours = (r.train_pflops + r.attack_pflops) * 1e15 / (tflops * 1e12) / 3600
         total += hours
+        attacks = f" + {r.attack_pflops:.3g} PFLOP attacks" if r.attack_pflops else ""
         lines.append(f"  {r.dataset} / {r.architecture}: {r.models} models, {r.params_m:.2f}M params, "
-                     f"{r.gflops_per_image:.3g} GFLOP/image forward, {r.train_pflops:.3g} PFLOP, ~{_duration(hours)}")
+                     f"{r.gflops_per_image:.3g} GFLOP/image forward, {r.train_pflops:.3g} PFLOP{attacks}, "
+                     f"~{_duration(hours)}")
     lines.append(f"  total ~{_duration(total)} at an assumed {tflops:g} TFLOP/s effective (--tflops to change)")
     for label in unknown:
         lines.append(f"  {label}: size unknown without its data, not estimated")

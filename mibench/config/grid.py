@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from mibench.config.training import StrictModel, TrainingConfig
+from mibench.sdk.training_config import StrictModel, TrainingConfig
 
 
 def _name_to_entry(value: Any) -> Any:
@@ -36,6 +36,10 @@ class ShadowConfig(StrictModel):
         min_length=1,
         description="'adaptive': shadows use the target's defense and params; "
         "or a defense name (e.g. 'ce'), used with its default params for every shadow.",
+    )
+    plain: str = Field(
+        "ce", min_length=1,
+        description="The defense (default params) of shadows for attacks that declare plainly trained shadows.",
     )
 
 

@@ -13,67 +13,12 @@ from pydantic import ValidationError
 from mibench.config.errors import ConfigError, Path_, Problem
 from mibench.config.grid import Grid, PluginEntry, _name_to_entry
 from mibench.config.yamlfile import LineMap, load_yaml
-from mibench.interfaces import Params, Plugin, result_dump
-from mibench.registry import PluginInfo, Registry, UnknownPlugin
-from mibench.shapes import data_shape, forward_flops
+from mibench.config.plugin_config import PluginConfig
+from mibench.config.shapes import data_shape, forward_flops
+from mibench.registry.table import PluginInfo, Registry, UnknownPlugin
+from mibench.sdk import Params, Plugin, result_dump
 
 SECTIONS = {"datasets": "dataset", "architectures": "architecture", "defenses": "defense", "attacks": "attack"}
-
-
-@dataclass(frozen=True, eq=False)
-class PluginConfig:
-    """One plugin with validated params: a dataset, an architecture, a defense config or an attack.
-
-    Two configs are equal when their :meth:`spec` is: same plugin, params and version.
-    """
-
-    info: PluginInfo
-    params: Params
-    swept: tuple[str, ...] = ()
-    position: int = -1  # index of its entry in the grid's list (for error messages), not part of the spec
-
-    def _spec_text(self) -> str:
-        return json.dumps(self.spec(), sort_keys=True)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PluginConfig) and self._spec_text() == other._spec_text()
-
-    def __hash__(self) -> int:
-        return hash(self._spec_text())
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def kind(self) -> str:
-        return self.info.kind
-
-    def params_json(self) -> dict[str, Any]:
-        """Every param that can change a result, as JSON (see :func:`mibench.interfaces.result_dump`)."""
-        return result_dump(self.params)
-
-    def spec(self) -> dict[str, Any]:
-        """What identifies this config in a hash: name, its result-changing params, the plugin's version."""
-        return {"name": self.name, "params": self.params_json(), "version": self.info.version}
-
-    @property
-    def label(self) -> str:
-        """``name`` or ``name(k=v, ...)`` with the params that differ from the defaults or are swept."""
-        shown = set(self.params.model_dump(exclude_defaults=True)) | set(self.swept)  # then neutral ones dropped
-        changed = {k: v for k, v in self.params_json().items() if k in shown}
-        if not changed:
-            return self.name
-        inner = ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in changed.items())
-        return f"{self.name}({inner})"
-
-    def create(self) -> Plugin:
-        return self.info.cls(self.params)
-
-    def with_params(self, **changes: Any) -> "PluginConfig":
-        """This config with some params replaced (and validated again)."""
-        params = self.info.cls.Params.model_validate({**self.params.model_dump(), **changes})
-        return PluginConfig(self.info, params, self.swept, self.position)
 
 
 @dataclass
@@ -87,6 +32,7 @@ class ResolvedGrid:
     attacks: list[PluginConfig]
     shadow_defense: PluginConfig | None  # None: adaptive (each target's own defense)
     source: str = "<grid>"
+    plain_defense: PluginConfig | None = None  # shadow.plain, for attacks whose shadows train plainly
     warnings: list[str] = field(default_factory=list)
 
 
@@ -213,6 +159,14 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
         except UnknownPlugin as exc:
             problems.append(Problem(("shadow", "training"), f"must be 'adaptive' or a defense name: {exc}"))
 
+    plain_defense = None
+    if grid is not None and any(a.info.cls.shadow_needs.training == "plain" for a in resolved["attacks"]):
+        try:
+            info = registry.get("defense", grid.shadow.plain)
+            plain_defense = PluginConfig(info, info.cls.Params())
+        except UnknownPlugin as exc:
+            problems.append(Problem(("shadow", "plain"), f"must name a defense for plainly trained shadows: {exc}"))
+
     if grid is not None:
         problems.extend(_cross_checks(grid, resolved, shadow_defense))
     if problems or grid is None:
@@ -225,7 +179,7 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
         if message:
             warnings.append(f"dataset {ds.label}: {message}")
     return ResolvedGrid(grid, resolved["datasets"], resolved["architectures"], resolved["defenses"],
-                        resolved["attacks"], shadow_defense, source, warnings)
+                        resolved["attacks"], shadow_defense, source, plain_defense=plain_defense, warnings=warnings)
 
 
 def _cross_checks(
@@ -233,7 +187,13 @@ def _cross_checks(
 ) -> list[Problem]:
     """Problems that involve more than one part of the grid."""
     problems = []
-    needed = {a.name: max(1, a.info.cls.min_shadows) for a in resolved["attacks"] if a.info.cls.needs_shadows}
+    needs = {a.name: a.info.cls.shadow_needs for a in resolved["attacks"]}
+    for i, entry in enumerate(grid.attacks):
+        need = needs.get(entry.name)
+        if need is not None and need.mode == "online":
+            problems.append(Problem(("attacks", i), f"attack {entry.name!r} needs online shadow models (trained on "
+                                    "the target's evaluation samples); this protocol trains offline shadows only"))
+    needed = {name: need.count for name, need in needs.items() if need.uses_shadows}
     short = {name: n for name, n in needed.items() if grid.shadow.count < n}
     if short:
         names = ", ".join(f"{name} (at least {n})" if n > 1 else name for name, n in sorted(short.items()))
@@ -246,7 +206,7 @@ def _cross_checks(
         black_box_shadows = [f"{shadow_defense.label} (shadow.training)"]
     for i, entry in enumerate(grid.attacks):
         white = [a for a in resolved["attacks"] if a.name == entry.name and a.info.cls.needs_white_box]
-        blocked = black_box + (black_box_shadows if any(a.info.cls.needs_shadows for a in white) else [])
+        blocked = black_box + (black_box_shadows if any(a.info.cls.shadow_needs.uses_shadows for a in white) else [])
         if white and blocked:
             problems.append(Problem(("attacks", i), f"attack {entry.name!r} needs white-box access, "
                                     f"but these defenses release black-box models only: {', '.join(blocked)}"))

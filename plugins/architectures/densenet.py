@@ -10,8 +10,7 @@ from pydantic import Field
 from torch import nn
 from torchvision.models import DenseNet
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Architecture, Params
+from mibench.sdk import Architecture, Params, hookimpl
 
 # growth rate, layers per dense block, channels of the stem (twice the growth rate)
 VARIANTS = {

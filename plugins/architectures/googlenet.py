@@ -10,8 +10,7 @@ from pydantic import Field
 from torch import nn
 from torchvision.models.googlenet import BasicConv2d, Inception
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Architecture, Params
+from mibench.sdk import Architecture, Params, hookimpl
 
 # Inception 3a..5b: in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool projection (Szegedy et al. 2015, table 1).
 # "pool3" and "pool4" are 3x3 stride-2 max-pools (after stages 3 and 4).

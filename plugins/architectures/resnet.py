@@ -6,8 +6,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Architecture, Params
+from mibench.sdk import Architecture, Params, hookimpl
 
 
 class CifarResNet(ResNet):

@@ -8,8 +8,7 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Architecture, Params
+from mibench.sdk import Architecture, Params, hookimpl
 
 
 class MLPParams(Params):

@@ -9,8 +9,7 @@ from pydantic import Field
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Architecture, Params
+from mibench.sdk import Architecture, Params, hookimpl
 
 MIN_SIZE = 32  # five 2x2 max-pools: 32x32 becomes 1x1
 

@@ -29,10 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from mibench.data import map_batches
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Params, tuning
-from mibench.threshold import ThresholdAttack, ThresholdParams
+from mibench.sdk import Params, ThresholdAttack, ThresholdParams, hookimpl, map_batches, tuning
 
 
 def _require_eval(model: nn.Module) -> None:
@@ -70,6 +67,7 @@ class GradientNormAttack(ThresholdAttack):
     """Base: score = -(a per-sample gradient norm), computed in batches on the white-box model."""
 
     needs_white_box = True
+    query_cost = 3.0  # a forward and a backward pass per sample
 
     def norms(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -17,7 +17,7 @@ variances (the code pools every value instead; for the one-sided score the ranki
 does not depend on which global sigma is used, only the scale does).
 
 Thresholds: one global threshold, calibrated leave-one-out on the shadows (see
-:mod:`mibench.reference`); a calibration sample needs two OUT shadows, so with
+:mod:`mibench.sdk.reference_attack`); a calibration sample needs two OUT shadows, so with
 ``shadow.count: 2`` there is none (and no balanced accuracy).
 """
 
@@ -28,9 +28,7 @@ import torch
 from pydantic import Field
 from scipy.special import log_ndtr
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Params
-from mibench.reference import ReferenceAttack, Table
+from mibench.sdk import Params, ReferenceAttack, ShadowNeeds, Table, hookimpl
 
 MIN_STD = 1e-12  # a sigma floor, so that identical shadow outputs give a finite z
 
@@ -71,7 +69,7 @@ class LiRAAttack(ReferenceAttack):
 
     name = "lira"
     Params = LiRAParams
-    min_shadows = 2
+    shadow_needs = ShadowNeeds(count=2)
 
     def statistic(self, logits, labels):
         return scaled_logit(logits, labels)

@@ -24,9 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Attack, AttackContext, AttackOutput, Params
-from mibench.progress import progress_bar
+from mibench.sdk import Attack, AttackContext, AttackOutput, Params, hookimpl, progress_bar
 
 
 class NNParams(Params):

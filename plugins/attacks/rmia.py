@@ -16,7 +16,7 @@ the LR(z) sorted, LR(x) / LR(z) > gamma <=> LR(z) < LR(x) / gamma is one binary
 search per x, so the cost grows as (n + m) log m, not n * m.
 
 Thresholds: one global threshold, calibrated leave-one-out on the shadows (see
-:mod:`mibench.reference`); with one shadow there is none (and no balanced accuracy).
+:mod:`mibench.sdk.reference_attack`); with one shadow there is none (and no balanced accuracy).
 """
 
 from __future__ import annotations
@@ -25,10 +25,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from mibench.hookspecs import hookimpl
-from mibench.outputs import true_class_prob
-from mibench.interfaces import Params
-from mibench.reference import ReferenceAttack, Table
+from mibench.sdk import Params, ReferenceAttack, Table, hookimpl, true_class_prob
 
 TINY = 1e-300  # floor of the marginal Pr(s), so that an LR is always finite
 

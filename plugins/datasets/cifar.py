@@ -18,7 +18,7 @@ from pydantic import Field
 from torchvision.datasets import CIFAR10 as TVCIFAR10
 from torchvision.datasets import CIFAR100 as TVCIFAR100
 
-from mibench.hookspecs import hookimpl
+from mibench.sdk import hookimpl
 from mibench_plugins.datasets.torchvision_files import TorchvisionDataset, TorchvisionParams
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import DataShape, Dataset, DatasetParams, Pool
+from mibench.sdk import Dataset, DatasetParams, DataShape, Pool, hookimpl
 
 
 class Digits(Dataset):

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import DataShape, Dataset, DatasetParams, Pool, location
+from mibench.sdk import Dataset, DatasetParams, DataShape, Pool, hookimpl, location
 from mibench_plugins.datasets.idx import read_idx
 
 DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")

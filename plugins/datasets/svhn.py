@@ -15,7 +15,7 @@ from pydantic import Field
 from torchvision.datasets import SVHN as TVSVHN
 from torchvision.datasets.utils import download_url
 
-from mibench.hookspecs import hookimpl
+from mibench.sdk import hookimpl
 from mibench_plugins.datasets.torchvision_files import TorchvisionDataset, TorchvisionParams
 
 

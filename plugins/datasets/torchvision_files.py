@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from mibench.interfaces import DataShape, Dataset, DatasetParams, Pool, location
+from mibench.sdk import Dataset, DatasetParams, DataShape, Pool, location
 from mibench_plugins.datasets.augment import random_crop_flip
 
 DEFAULT_ROOT = Path("~/.cache/mibench/data")

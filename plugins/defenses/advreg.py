@@ -10,12 +10,19 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mibench.config.training import OptimizerConfig
-from mibench.data import as_index
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Defense, Objective, Params, TrainedModel, TrainingJob
-from mibench.training import Trainer, predict_logits
-from mibench_plugins.defenses.reference import carve_reference
+from mibench.sdk import (
+    Defense,
+    Objective,
+    OptimizerConfig,
+    Params,
+    TrainedModel,
+    Trainer,
+    TrainingContext,
+    as_index,
+    carve_reference,
+    hookimpl,
+    predict_logits,
+)
 
 
 class AdvRegParams(Params):
@@ -152,7 +159,7 @@ class AdvReg(Defense):
     training_cost = 4.0  # each step adds 5 inference-model steps, each a classifier forward on two batches
     Params = AdvRegParams
 
-    def train(self, job: TrainingJob) -> TrainedModel:
+    def train(self, job: TrainingContext) -> TrainedModel:
         members, reference = carve_reference(job, self.params.reference_fraction)
         model = job.build_model()
         objective = AdversarialObjective(self.params, model, job.trainer, members, reference)

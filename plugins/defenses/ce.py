@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import LossDefense, Objective, ObjectiveSpec
+from mibench.sdk import LossDefense, Objective, ObjectiveSpec, hookimpl
 
 
 class CrossEntropy(Objective):

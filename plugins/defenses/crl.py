@@ -43,8 +43,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import LossDefense, Objective, ObjectiveSpec, Params
+from mibench.sdk import LossDefense, Objective, ObjectiveSpec, Params, hookimpl
 from mibench_plugins.defenses.relax import (
     flattened_target,
     relaxed,

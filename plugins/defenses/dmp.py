@@ -7,13 +7,19 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from mibench.data import as_index
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Defense, Objective, Params, TrainedModel, TrainingJob
-from mibench.outputs import softmax_entropy
-from mibench.training import predict_logits
+from mibench.sdk import (
+    Defense,
+    Objective,
+    Params,
+    TrainedModel,
+    TrainingContext,
+    as_index,
+    carve_reference,
+    hookimpl,
+    predict_logits,
+    softmax_entropy,
+)
 from mibench_plugins.defenses.ce import CrossEntropy
-from mibench_plugins.defenses.reference import carve_reference
 
 
 class DMPParams(Params):
@@ -85,7 +91,7 @@ class DMP(Defense):
     name = "dmp"
     Params = DMPParams
 
-    def train(self, job: TrainingJob) -> TrainedModel:
+    def train(self, job: TrainingContext) -> TrainedModel:
         p = self.params
         private, reference = carve_reference(job, p.reference_fraction)
         teacher = job.build_model()

@@ -10,9 +10,7 @@ from pydantic import Field
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Defense, Params, TrainedModel, TrainingJob
-from mibench.training import Trainer
+from mibench.sdk import Defense, Params, TrainedModel, Trainer, TrainingContext, hookimpl
 from mibench_plugins.defenses.ce import CrossEntropy
 
 INSTALL_HINT = "the dp-sgd defense needs Opacus: pip install 'mibench[dp]'"
@@ -99,7 +97,7 @@ class DPSGD(Defense):
             return _validator().fix(model)
         return model
 
-    def train(self, job: TrainingJob) -> TrainedModel:
+    def train(self, job: TrainingContext) -> TrainedModel:
         validator = _validator()
         from opacus import PrivacyEngine
 

@@ -7,8 +7,7 @@ import copy
 import numpy as np
 from pydantic import Field
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Defense, Params, TrainedModel, TrainingJob
+from mibench.sdk import Defense, Params, TrainedModel, TrainingContext, hookimpl
 from mibench_plugins.defenses.ce import CrossEntropy
 
 
@@ -31,7 +30,7 @@ class EarlyStopping(Defense):
             return f"epoch {self.params.epoch} is beyond training.epochs ({epochs})"
         return None
 
-    def train(self, job: TrainingJob) -> dict[int, TrainedModel]:
+    def train(self, job: TrainingContext) -> dict[int, TrainedModel]:
         epochs = sorted(job.release_values or (self.params.epoch,))
         limit = job.trainer.config.epochs
         if epochs[-1] > limit:

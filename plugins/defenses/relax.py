@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from mibench import outputs
+from mibench.sdk import true_class_prob as _true_class_prob
 
 
 def relaxed(loss: torch.Tensor, alpha: float, epoch: int, below: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -35,7 +35,7 @@ def scale_norm(v: torch.Tensor, tau: float) -> torch.Tensor:
 
 def true_class_prob(logits: torch.Tensor, labels: torch.Tensor, upper: float = 1.0) -> torch.Tensor:
     """p_y = softmax(logits)_y, clamped at ``upper`` (the authors' codes' clamp; 1.0 = none)."""
-    return outputs.true_class_prob(logits, labels).clamp(max=upper)
+    return _true_class_prob(logits, labels).clamp(max=upper)
 
 
 def flattened_target(p_y: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from pydantic import Field
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import LossDefense, Objective, ObjectiveSpec, Params
+from mibench.sdk import LossDefense, Objective, ObjectiveSpec, Params, hookimpl
 from mibench_plugins.defenses.relax import flattened_target, relaxed, soft_cross_entropy, true_class_prob
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from pydantic import Field
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import LossDefense, Objective, ObjectiveSpec, Params
-from mibench.outputs import softmax_entropy
+from mibench.sdk import LossDefense, Objective, ObjectiveSpec, Params, hookimpl, softmax_entropy
 
 
 class LabelSmoothingParams(Params):

@@ -1,7 +1,7 @@
 """A defense that releases a black-box model only: white-box attacks must be refused at validation."""
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import LossDefense
+from mibench.sdk.hooks import hookimpl
+from mibench.sdk.defense import LossDefense
 from mibench_plugins.defenses.ce import CrossEntropy
 
 

@@ -1,7 +1,7 @@
 """A defense that fails, to check that a failing cell is recorded and the others finish."""
 
-from mibench.hookspecs import hookimpl
-from mibench.interfaces import Defense
+from mibench.sdk.hooks import hookimpl
+from mibench.sdk.defense import Defense
 
 
 class Boom(Defense):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mibench.interfaces import tuning
+from mibench.sdk.params import tuning
 
 
 class StrictModel(BaseModel):

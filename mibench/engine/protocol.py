@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def _rng(*key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(list(key)))
+from mibench.sdk.sampling import seeded_rng as _rng
 
 
 def halve(indices: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -21,21 +19,6 @@ def halve(indices: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np
     perm = rng.permutation(np.asarray(indices))
     cut = (len(perm) + 1) // 2
     return np.sort(perm[:cut]), np.sort(perm[cut:])
-
-
-def stratified_subsample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """``size`` indices whose class proportions match ``labels``' (largest remainders)."""
-    labels = np.asarray(labels)
-    if size >= len(labels):
-        return np.arange(len(labels))
-    rng = _rng(seed, 7)
-    classes, counts = np.unique(labels, return_counts=True)
-    exact = counts * size / len(labels)
-    take = np.floor(exact).astype(int)
-    for c in np.argsort(-(exact - take), kind="stable")[: size - take.sum()]:
-        take[c] += 1
-    chosen = [rng.choice(np.flatnonzero(labels == c), k, replace=False) for c, k in zip(classes, take)]
-    return np.sort(np.concatenate(chosen))
 
 
 @dataclass(frozen=True)

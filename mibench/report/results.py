@@ -14,7 +14,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from mibench.store import atomic_write
+from mibench.engine.store import atomic_write
 
 
 class ResultRow(BaseModel):

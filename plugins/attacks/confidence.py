@@ -6,9 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mibench.hookspecs import hookimpl
-from mibench.outputs import softmax_entropy
-from mibench.threshold import ThresholdAttack
+from mibench.sdk import ThresholdAttack, hookimpl, softmax_entropy
 
 TINY = 1e-30  # clamp inside logs, as Song & Mittal's code does
 

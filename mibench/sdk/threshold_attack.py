@@ -10,17 +10,15 @@ target's evaluation samples.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from mibench.interfaces import Attack, AttackContext, AttackOutput, Params
-from mibench.metrics import best_threshold, per_class_thresholds
-
-if TYPE_CHECKING:
-    from mibench.access import ModelAccess
+from mibench.sdk.attack import Attack, AttackContext, AttackOutput, ModelView
+from mibench.sdk.params import Params
+from mibench.sdk.thresholds import best_threshold, per_class_thresholds
 
 
 class ThresholdParams(Params):
@@ -37,7 +35,7 @@ class ThresholdAttack(Attack):
         """One membership score per row of ``logits`` (higher = member)."""
         raise NotImplementedError
 
-    def model_scores(self, model: ModelAccess, indices: np.ndarray) -> np.ndarray:
+    def model_scores(self, model: ModelView, indices: np.ndarray) -> np.ndarray:
         """Scores of ``model`` on pool samples ``indices``: by default :meth:`score` of its cached logits."""
         return self.score(model.logits(indices).double(), model.labels(indices)).numpy()
 

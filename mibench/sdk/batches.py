@@ -7,8 +7,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from mibench.interfaces import Pool
-from mibench.progress import progress_bar
+from mibench.sdk.dataset import Pool
+from mibench.sdk.progress import progress_bar
 
 
 def as_index(indices: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,9 @@
-"""The typed registry that plugins fill: one table per kind, duplicate names refused."""
+"""The typed registry that plugins fill: one table per kind, duplicate names refused.
+
+Each plugin class is checked when it registers (its kind, its name, its ``Params``),
+so a mistake in an outside package is one clear error naming the class and its
+package, not a wrong result later.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 
-from mibench.interfaces import Architecture, Attack, Dataset, Defense, Plugin
+from pydantic import BaseModel
+
+from mibench.registry.code import plugin_digest
+from mibench.sdk import Architecture, Attack, Dataset, Defense, Params, Plugin
 
 KINDS: dict[str, type[Plugin]] = {
     "dataset": Dataset,
@@ -59,6 +67,7 @@ class PluginInfo:
     module: str
     package: str
     version: str
+    code: str = ""  # digest of the plugin's code (mibench.registry.code)
 
     @property
     def source(self) -> str:
@@ -81,7 +90,14 @@ class Registry:
                 f"{cls.__module__}.{cls.__qualname__} needs a name of lowercase letters, digits, '-', '_' or '.'"
             )
         module, package, version = _source_of(cls)
-        info = PluginInfo(kind, name, cls, module, package, version)
+        params = getattr(cls, "Params", None)
+        if not (isinstance(params, type) and issubclass(params, Params)):
+            what = params.__name__ if isinstance(params, type) else repr(params)
+            hint = " (a plain pydantic model would silently drop unknown keys)" if (
+                isinstance(params, type) and issubclass(params, BaseModel)) else ""
+            raise PluginError(f"{kind} {name!r} from {module} ({package} {version}): its Params {what} "
+                              f"must subclass mibench.sdk.Params{hint}")
+        info = PluginInfo(kind, name, cls, module, package, version, plugin_digest(cls))
         existing = self._plugins[kind].get(name)
         if existing is not None and existing.cls is not cls:
             raise PluginError(

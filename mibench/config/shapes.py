@@ -8,19 +8,16 @@ and torch's FlopCounterMode counts the FLOPs of the pass.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mibench.interfaces import DataShape
-
-if TYPE_CHECKING:
-    from mibench.config.resolve import PluginConfig
+from mibench.config.plugin_config import PluginConfig
+from mibench.sdk import DataShape
 
 
 @lru_cache(maxsize=64)
-def forward_flops(architecture: "PluginConfig", input_shape: tuple[int, int, int], num_classes: int) -> tuple[int, int]:
+def forward_flops(architecture: PluginConfig, input_shape: tuple[int, int, int], num_classes: int) -> tuple[int, int]:
     """(FLOPs of one forward pass of one image, parameter count)."""
     with torch.device("meta"):
         model = architecture.create().build(input_shape, num_classes)
@@ -31,7 +28,7 @@ def forward_flops(architecture: "PluginConfig", input_shape: tuple[int, int, int
     return int(counter.get_total_flops()), sum(p.numel() for p in model.parameters())
 
 
-def data_shape(dataset: "PluginConfig") -> DataShape | None:
+def data_shape(dataset: PluginConfig) -> DataShape | None:
     """The dataset's shape with ``pool_size`` applied; None if the plugin cannot say."""
     shape = dataset.create().shape()
     if shape is None:

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from mibench.store import Store
+from mibench.engine.layout import RunLayout
+from mibench.engine.store import Store
 
 
 def roc_points(store: Store, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -33,14 +34,15 @@ def draw_rocs(run_dir: Path, seed: int | None = None) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results = pd.read_csv(run_dir / "results.csv")
+    layout = RunLayout(run_dir)
+    results = pd.read_csv(layout.results_csv)
     results = results[results["status"] == "ok"]
     if results.empty:
         return []
     seed = int(results["seed"].min()) if seed is None else seed
     results = results[results["seed"] == seed]
-    store = Store(run_dir / "store")
-    out_dir = run_dir / "plots"
+    store = layout.store()
+    out_dir = layout.plots_dir
     out_dir.mkdir(exist_ok=True)
     paths = []
     for (dataset, architecture, attack), rows in results.groupby(["dataset", "architecture", "attack"], sort=False):

@@ -20,17 +20,13 @@ to be a reference) there is none.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from mibench.interfaces import Attack, AttackContext, AttackOutput
-from mibench.metrics import best_threshold
-
-if TYPE_CHECKING:
-    from mibench.access import ModelAccess
-
+from mibench.sdk.attack import Attack, AttackContext, AttackOutput, ModelView, ShadowView
+from mibench.sdk.thresholds import best_threshold
 
 @dataclass(frozen=True)
 class Table:
@@ -55,15 +51,13 @@ class Table:
             return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def _is_out(model: "ModelAccess", indices: np.ndarray) -> np.ndarray:
+def _is_out(model: ShadowView, indices: np.ndarray) -> np.ndarray:
     """True where ``model`` did not train on the sample: neither a member nor carved out of its split."""
     return ~np.isin(indices, model.members) & ~np.isin(indices, model.excluded)
 
 
 class ReferenceAttack(Attack):
     """Scores each sample by comparing the target's output with the reference models' outputs."""
-
-    min_shadows: ClassVar[int] = 1
 
     def statistic(self, logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
         """One number per row of ``logits`` (float64), the quantity the attack compares."""
@@ -83,14 +77,14 @@ class ReferenceAttack(Attack):
 
     # ------------------------------------------------------------------------ the run
 
-    def _statistic(self, model: ModelAccess, indices: np.ndarray) -> np.ndarray:
+    def _statistic(self, model: ModelView, indices: np.ndarray) -> np.ndarray:
         return np.asarray(self.statistic(model.logits(indices).double(), model.labels(indices)), dtype=np.float64)
 
     def run(self, ctx: AttackContext) -> AttackOutput:
         shadows = ctx.shadows
-        if len(shadows) < max(1, self.min_shadows):
-            raise ValueError(f"attack {self.name!r} needs at least {max(1, self.min_shadows)} shadow models, "
-                             f"got {len(shadows)}")
+        least = max(1, self.shadow_needs.count)
+        if len(shadows) < least:
+            raise ValueError(f"attack {self.name!r} needs at least {least} shadow models, got {len(shadows)}")
         evals = ctx.eval_indices
         x = Table(
             self._statistic(ctx.target, evals),

@@ -3,15 +3,18 @@
 Training one model costs about 3 x (forward FLOPs per image) x images x epochs
 (forward plus a backward of twice the cost), times the defense's ``training_cost``
 (AdvReg's inference steps, DP-SGD's per-sample gradients); predictions add one
-forward pass per evaluation sample. FLOPs come from :mod:`mibench.shapes`.
+forward pass per evaluation sample. Attacks add their declared ``query_cost`` (model
+passes per sample and model) on the target's and each shadow's evaluation samples.
+FLOPs come from :mod:`mibench.config.shapes`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from mibench.config.resolve import ResolvedGrid
-from mibench.plan import Plan
-from mibench.shapes import data_shape, forward_flops
+from mibench.config.shapes import data_shape, forward_flops
+from mibench.engine.plan import Plan
 
 DEFAULT_TFLOPS = 50.0  # effective training throughput assumed for a modern datacenter GPU
 
@@ -24,6 +27,7 @@ class ModelCost:
     gflops_per_image: float
     params_m: float
     train_pflops: float
+    attack_pflops: float = 0.0
 
 
 def plan_cost(resolved: ResolvedGrid, plan: Plan) -> tuple[list[ModelCost], list[str]]:
@@ -45,4 +49,15 @@ def plan_cost(resolved: ResolvedGrid, plan: Plan) -> tuple[list[ModelCost], list
         row = rows.setdefault(key, ModelCost(*key, 0, flops / 1e9, params / 1e6, 0.0))
         row.models += models
         row.train_pflops += (train + predict) / 1e15
+    for attack in plan.attack_jobs:
+        cost = attack.attack.info.cls.query_cost
+        run = attack.target.run
+        shape = data_shape(run.dataset)
+        if not cost or shape is None:
+            continue
+        flops, params = forward_flops(run.architecture, shape.input_shape, shape.num_classes)
+        samples = (shape.pool_size // 2) * (1 + len(attack.shadows))  # members and non-members of each model
+        key = (run.dataset.label, run.architecture.label)
+        row = rows.setdefault(key, ModelCost(*key, 0, flops / 1e9, params / 1e6, 0.0))
+        row.attack_pflops += cost * flops * samples / 1e15
     return list(rows.values()), unknown

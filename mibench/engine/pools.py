@@ -6,16 +6,17 @@ from functools import lru_cache
 
 import torch
 
-from mibench.config.resolve import PluginConfig
-from mibench.interfaces import Pool
-from mibench.splits import Protocol, stratified_subsample
-
+from mibench.config.plugin_config import PluginConfig
+from mibench.engine.protocol import Protocol
+from mibench.sdk import Pool, stratified_subsample
 
 
 @lru_cache(maxsize=4)
 def load_pool(dataset: PluginConfig) -> Pool:
     """The dataset's pool, subsampled to ``pool_size`` when asked; cached per process."""
     pool = dataset.create().load_pool()
+    if not isinstance(pool, Pool):
+        raise TypeError(f"dataset {dataset.name!r} returned {type(pool).__name__} from load_pool(), not a mibench.sdk.Pool")
     size = getattr(dataset.params, "pool_size", None)
     if size is None or size >= len(pool):
         return pool

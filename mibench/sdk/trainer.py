@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mibench.config.training import TrainingConfig
-from mibench.data import Normaliser, as_index, model_batches, unit_inputs
-from mibench.interfaces import Objective, Pool
-from mibench.progress import progress_bar
+from mibench.sdk.training_config import TrainingConfig
+from mibench.sdk.batches import Normaliser, as_index, model_batches, unit_inputs
+from mibench.sdk.objective import Objective
+from mibench.sdk.dataset import Pool
+from mibench.sdk.progress import progress_bar
 
 EpochCallback = Callable[[int, nn.Module], None]
 

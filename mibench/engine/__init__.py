@@ -1,0 +1,1 @@
+"""The engine: the protocol, the store, model access, jobs and the plan."""

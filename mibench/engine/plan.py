@@ -1,0 +1,190 @@
+"""Turning a resolved grid into a plan: a graph of jobs, grouped into cells.
+
+A *cell* is one (dataset, architecture, defense config, seed): one target model, its
+shadow models and one attack job per attack; its results are one row per attack.
+Jobs are shared between cells when they are the same job (a non-adaptive shadow
+pool serves every defense; early-stopping configs that differ only in the released
+epoch share one training run). :meth:`Plan.cell_jobs` lists a cell's jobs in the
+order the serial executor runs them, dependencies first.
+
+What an attack needs of shadow models comes only from its ``shadow_needs``
+declaration: whether it uses any, and how they train (the grid's choice, always
+like the target, or always plainly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mibench.config.plugin_config import PluginConfig
+from mibench.config.resolve import ResolvedGrid
+from mibench.engine.jobs import AttackJob, Job, PredictJob, SplitsJob, TrainJob
+from mibench.engine.models import ModelRef, TrainingRun, derived_seed
+
+
+@dataclass
+class Cell:
+    dataset: PluginConfig
+    architecture: PluginConfig
+    defense: PluginConfig
+    seed: int
+    target: ModelRef
+    attacks: list[AttackJob] = field(default_factory=list)
+
+    def label(self) -> str:
+        return f"{self.dataset.label} / {self.architecture.label} / {self.defense.label} / seed {self.seed}"
+
+    @property
+    def shadows(self) -> list[ModelRef]:
+        """Every shadow model of the cell's attacks, each once, in order."""
+        seen: dict[str, ModelRef] = {}
+        for attack in self.attacks:
+            for ref in attack.shadows:
+                seen.setdefault(ref.key, ref)
+        return list(seen.values())
+
+
+@dataclass
+class Plan:
+    """The jobs by key, and the cells that group them into result rows."""
+
+    jobs: dict[str, Job]
+    cells: list[Cell]
+
+    @property
+    def train_jobs(self) -> dict[str, TrainingRun]:
+        """Training runs by run key."""
+        return {j.training_run.key: j.training_run for j in self.jobs.values() if isinstance(j, TrainJob)}
+
+    @property
+    def attack_jobs(self) -> list[AttackJob]:
+        return [a for c in self.cells for a in c.attacks]
+
+    def model_count(self) -> tuple[int, int]:
+        """(targets, shadows) models to train, counting each released model once."""
+        runs = self.train_jobs.values()
+        targets = sum(len(r.model_keys()) for r in runs if r.role == "target")
+        shadows = sum(len(r.model_keys()) for r in runs if r.role != "target")
+        return targets, shadows
+
+    def cell_jobs(self, cell: Cell) -> list[Job]:
+        """The jobs a cell needs, dependencies first: splits, target, each shadow, predictions, attacks."""
+        order: list[Job] = []
+        seen: set[str] = set()
+
+        def add(key: str) -> None:
+            if key in seen:
+                return
+            job = self.jobs[key]
+            for dep in job.deps:
+                add(dep)
+            seen.add(key)
+            order.append(job)
+
+        add(train_key(cell.target))
+        for ref in cell.shadows:
+            add(predict_key(ref))
+        add(predict_key(cell.target))
+        for attack in cell.attacks:
+            add(attack.key)
+        return order
+
+    def dependents(self) -> dict[str, list[str]]:
+        """Job key -> keys of the jobs that depend on it directly."""
+        out: dict[str, list[str]] = {k: [] for k in self.jobs}
+        for key, job in self.jobs.items():
+            for dep in job.deps:
+                out[dep].append(key)
+        return out
+
+
+def train_key(ref: ModelRef) -> str:
+    return "train:" + ref.run.key
+
+
+def predict_key(ref: ModelRef) -> str:
+    return "predict:" + ref.key
+
+
+def _training_identity(defense: PluginConfig) -> tuple[PluginConfig, Any]:
+    """(config that identifies the training run, released value) of a defense config."""
+    param = defense.info.cls.release_param
+    if param is None:
+        return defense, None
+    default = defense.info.cls.Params.model_fields[param].default
+    return defense.with_params(**{param: default}), getattr(defense.params, param)
+
+
+def _shadow_defense(resolved: ResolvedGrid, attack: PluginConfig, target_defense: PluginConfig) -> PluginConfig:
+    """The defense config the shadows of ``attack`` train with, for a target trained with ``target_defense``."""
+    training = attack.info.cls.shadow_needs.training
+    if training == "like-target":
+        return target_defense
+    if training == "plain" and resolved.plain_defense is not None:
+        return resolved.plain_defense
+    return resolved.shadow_defense or target_defense
+
+
+def build_plan(resolved: ResolvedGrid) -> Plan:
+    grid = resolved.grid
+    runs: dict[str, TrainingRun] = {}
+    releases: dict[str, list[Any]] = {}
+    split_jobs: dict[str, SplitsJob] = {}
+
+    def add_run(run: TrainingRun, value: Any) -> ModelRef:
+        runs.setdefault(run.key, run)
+        if value is not None and value not in releases.setdefault(run.key, []):
+            releases[run.key].append(value)
+        return ModelRef(run, value)
+
+    shadow_count = grid.shadow.count if any(a.info.cls.shadow_needs.uses_shadows for a in resolved.attacks) else 0
+    cells: list[tuple[Cell, dict[str, list[ModelRef]]]] = []
+    for dataset in resolved.datasets:
+        splits = SplitsJob(dataset, grid.split_seed, grid.shadow.count)
+        split_jobs.setdefault(splits.key, splits)
+        for architecture in resolved.architectures:
+            training = grid.training.for_architecture(architecture.name)
+            for defense in resolved.defenses:
+                for seed in grid.seeds:
+                    identity, value = _training_identity(defense)
+                    target = add_run(TrainingRun(dataset, architecture, identity, training, grid.split_seed,
+                                                 "target", seed), value)
+                    shadows_of: dict[str, list[ModelRef]] = {}
+                    for attack in resolved.attacks:
+                        if not attack.info.cls.shadow_needs.uses_shadows:
+                            shadows_of[attack.name] = []
+                            continue
+                        s_identity, s_value = _training_identity(_shadow_defense(resolved, attack, defense))
+                        shadows_of[attack.name] = [
+                            add_run(TrainingRun(dataset, architecture, s_identity, training, grid.split_seed,
+                                                f"shadow-{i}", derived_seed(seed, "shadow", i)), s_value)
+                            for i in range(shadow_count)
+                        ]
+                    cells.append((Cell(dataset, architecture, defense, seed, target), shadows_of))
+
+    # Runs that release several checkpoints learn every value asked of them.
+    for key, values in releases.items():
+        runs[key] = replace(runs[key], release_values=tuple(sorted(values)))
+
+    def final(ref: ModelRef) -> ModelRef:
+        return ModelRef(runs[ref.run.key], ref.release_value)
+
+    jobs: dict[str, Job] = dict(split_jobs)
+    for run in runs.values():
+        splits_key = SplitsJob(run.dataset, grid.split_seed, grid.shadow.count).key
+        jobs["train:" + run.key] = TrainJob(run, splits_key)
+        for ref in run.models():
+            jobs[predict_key(ref)] = PredictJob(ref, "train:" + run.key)
+
+    plan_cells = []
+    for cell, shadows_of in cells:
+        cell.target = final(cell.target)
+        for attack in resolved.attacks:
+            shadows = tuple(final(r) for r in shadows_of[attack.name])
+            predictions = tuple(predict_key(r) for r in (*shadows, cell.target))
+            job = AttackJob(attack, cell.target, shadows, cell.seed, predictions)
+            jobs[job.key] = job
+            cell.attacks.append(job)
+        plan_cells.append(cell)
+    return Plan(jobs, plan_cells)

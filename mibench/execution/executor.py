@@ -1,0 +1,105 @@
+"""The executor seam: something that runs a plan's jobs against a store and yields their results.
+
+An :class:`Executor` gets the whole :class:`~mibench.engine.plan.Plan` (jobs with their
+dependencies, grouped into cells) and yields one :class:`JobResult` per job, in any
+order its dependencies allow. A job whose dependency failed is not run: it fails with
+the dependency's message. Jobs and results are plain picklable data, so an executor
+may run jobs in other processes or on other machines that share the run directory.
+
+:class:`SerialExecutor` runs the cells one after another in this process, each cell's
+jobs dependencies first, and opens each model once per cell.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+
+from mibench.engine.access import ModelAccess, open_model
+from mibench.engine.jobs import Job, JobContext
+from mibench.engine.models import ModelRef
+from mibench.engine.plan import Plan
+from mibench.engine.store import Store
+
+StartHook = Callable[[Job], None]
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as one line: its type and message, whitespace folded, at most 500 characters."""
+    text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
+
+
+@dataclass
+class JobResult:
+    """What became of one job. ``error`` is the one-line message recorded for it; ``traceback``
+    is set only for the job that itself raised (not for dependents failed on its account)."""
+
+    key: str
+    kind: str
+    ok: bool
+    value: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    traceback: str = ""
+    label: str = ""
+    seconds: float = 0.0
+    worker: str = ""
+
+
+class Executor(ABC):
+    """Runs a plan's jobs; yields a result per job as it finishes."""
+
+    @abstractmethod
+    def run(self, plan: Plan, store: Store, device: torch.device) -> Iterator[JobResult]:
+        """Run every job of ``plan`` (once each) and yield its result."""
+
+
+def run_job(job: Job, ctx: JobContext, worker: str) -> JobResult:
+    """Run one job, turning an exception into a failed result with the job's message."""
+    started = time.time()
+    try:
+        value = job.run(ctx)
+    except Exception as exc:  # noqa: BLE001 - recorded against the job, the run goes on
+        return JobResult(job.key, job.kind, False, error=job.failure(error_text(exc)),
+                         traceback=traceback.format_exc(), label=job.label(),
+                         seconds=time.time() - started, worker=worker)
+    return JobResult(job.key, job.kind, True, value, label=job.label(), seconds=time.time() - started, worker=worker)
+
+
+class SerialExecutor(Executor):
+    """Every job in this process, cell after cell; each model is read from disk once per cell."""
+
+    def __init__(self, on_start: StartHook | None = None) -> None:
+        self.on_start = on_start
+        self.worker = f"{socket.gethostname()}:serial"
+
+    def run(self, plan: Plan, store: Store, device: torch.device) -> Iterator[JobResult]:
+        done: dict[str, JobResult] = {}
+        for cell in plan.cells:
+            opened: dict[str, ModelAccess] = {}
+
+            def open_once(store: Store, ref: ModelRef, device: torch.device) -> ModelAccess:
+                if ref.key not in opened:
+                    opened[ref.key] = open_model(store, ref, device)
+                return opened[ref.key]
+
+            ctx = JobContext(store, device, open_once)
+            for job in plan.cell_jobs(cell):
+                if job.key in done:
+                    continue
+                failed = next((done[d] for d in job.deps if not done[d].ok), None)
+                if failed is not None:
+                    result = JobResult(job.key, job.kind, False, error=failed.error, label=job.label(),
+                                       worker=self.worker)
+                else:
+                    if self.on_start is not None:
+                        self.on_start(job)
+                    result = run_job(job, ctx, self.worker)
+                done[job.key] = result
+                yield result

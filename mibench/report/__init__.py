@@ -1,0 +1,1 @@
+"""Reports of a finished run: result rows, the leaderboard, figures."""

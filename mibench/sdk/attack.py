@@ -1,0 +1,147 @@
+"""The attack interface: a plugin that scores the target's evaluation samples.
+
+An attack sees models only through views. The target's :class:`ModelView` has no
+member list, and its evaluation samples come in pool order, so an attack cannot read
+the answer it is asked for: membership stays in the engine, which computes every
+metric from the scores. Shadow models are the attacker's own, so their
+:class:`ShadowView` does carry their members and non-members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from mibench.sdk.dataset import Pool
+from mibench.sdk.params import Plugin
+
+ThresholdMode = Literal["per-class", "global", "none"]
+
+
+@runtime_checkable
+class ModelView(Protocol):
+    """What an attack may see of a model (the target): outputs, never membership.
+
+    - :meth:`logits` on pool samples is black-box access (cached per model).
+    - :meth:`query` on inputs the attack builds itself (augmented or noisy copies)
+      is black-box access too; every image sent counts in :attr:`queries`.
+    - :meth:`module` is white-box access, granted only to attacks that declare
+      ``needs_white_box`` against models whose defense releases weights.
+    """
+
+    key: str
+    pool: Pool
+    device: torch.device
+    info: dict[str, Any]
+    queries: int
+
+    def logits(self, indices: np.ndarray) -> torch.Tensor:
+        """Logits on pool samples ``indices`` (float32, CPU)."""
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (float32, CPU) on ``images``: N x C x H x W floats in [0, 1], like ``pool.inputs / pool.scale``."""
+
+    def labels(self, indices: np.ndarray) -> torch.Tensor:
+        """True labels of pool samples ``indices``."""
+
+    def module(self) -> nn.Module:
+        """The network in eval mode (white box); raises PermissionError for a black-box model."""
+
+
+@runtime_checkable
+class ShadowView(ModelView, Protocol):
+    """A shadow model: the attacker trained it, so it knows its splits.
+
+    ``members`` trained it, ``nonmembers`` were held out; ``excluded`` are samples of
+    its training split that its defense carved out (a reference set): neither.
+    """
+
+    members: np.ndarray
+    nonmembers: np.ndarray
+    excluded: np.ndarray
+
+
+@dataclass(frozen=True)
+class ShadowNeeds:
+    """What an attack needs of shadow models; the planner reads only this.
+
+    ``count``: at least this many (0: the attack uses none; the grid's
+    ``shadow.count`` says how many are trained). ``mode``: ``offline`` shadows never
+    train on the target's evaluation samples (the paper's protocol); ``online``
+    ones train on half of them each (a later protocol). ``training``: ``grid``
+    follows the grid's ``shadow.training``; ``like-target`` always trains them with
+    the target's defense config; ``plain`` always with the grid's
+    ``shadow.plain`` defense (``ce`` by default).
+    """
+
+    count: int = 1
+    mode: Literal["offline", "online"] = "offline"
+    training: Literal["grid", "like-target", "plain"] = "grid"
+
+    @property
+    def uses_shadows(self) -> bool:
+        return self.count > 0
+
+
+NO_SHADOWS = ShadowNeeds(count=0)
+
+
+@dataclass
+class AttackOutput:
+    """An attack's answer for the target's evaluation samples.
+
+    ``scores`` has one value per sample of ``ctx.eval_indices``, in that order:
+    higher means "more likely a member". ``thresholds`` is the decision rule the
+    attack calibrated: an array of one threshold per class
+    (``threshold_mode="per-class"``), one float (``"global"``), or None. A sample
+    is called a member when its score is >= its threshold. The engine computes
+    every metric from these.
+    """
+
+    scores: np.ndarray
+    thresholds: np.ndarray | float | None = None
+    threshold_mode: ThresholdMode = "none"
+    info: dict[str, float | int | str] = field(default_factory=dict)
+
+
+@dataclass
+class AttackContext:
+    """What an attack may use: the target's view, its evaluation samples, the shadows.
+
+    ``eval_indices`` are the pool indices to score, in pool order (half of them
+    members, which the attack is not told). Each shadow in ``shadows`` comes with
+    its own members and non-members. ``population`` holds pool indices of data
+    from the target's distribution that the target never saw and the shadows were
+    trained on (each shadow on its own half of it); reference-model attacks draw
+    from it. ``seed`` seeds whatever the attack draws at random.
+    """
+
+    pool: Pool
+    target: ModelView
+    shadows: list[ShadowView]
+    device: torch.device
+    seed: int
+    eval_indices: np.ndarray
+    population: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+class Attack(Plugin):
+    """Scores the target's evaluation samples; higher means member.
+
+    Declare ``needs_white_box`` for an attack that reads weights or gradients,
+    ``shadow_needs`` for what it needs of shadow models, and ``query_cost`` (model
+    passes per sample and model, beyond one cached prediction) for ``mibench
+    validate``'s compute estimate.
+    """
+
+    kind: ClassVar[str] = "attack"
+    needs_white_box: ClassVar[bool] = False
+    shadow_needs: ClassVar[ShadowNeeds] = ShadowNeeds()
+    query_cost: ClassVar[float] = 0.0
+
+    def run(self, ctx: AttackContext) -> AttackOutput:
+        raise NotImplementedError
