@@ -175,3 +175,20 @@ def test_the_readme_grid_example_is_valid(tmp_path, registry):
     path.write_text(example)
     resolved = load_grid(path, registry)
     assert resolved.grid.training.for_architecture("small-cnn").batch_size == 64
+
+
+def test_validate_refuses_an_architecture_without_features(write_grid, cli_registry):
+    path = write_grid(GOOD.replace("architectures: [mlp]", "architectures: [mlp, logits-only]"))
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip() == (f"error: {path}:3: architectures[1]: logits-only cannot take digits (1x8x8 inputs, "
+                                      "10 classes): forward must return (logits, features), two tensors; it returned "
+                                      "a Tensor")
+
+
+def test_validate_refuses_a_pool_that_is_not_n_c_h_w(write_grid, cli_registry):
+    path = write_grid(GOOD.replace("datasets: [digits]", "datasets: [flat-table]"))
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip() == (f"error: {path}:2: datasets[0]: flat-table: dataset 'flat-table': inputs must be "
+                                      "C x H x W (the pool N x C x H x W), got (8,)")

@@ -237,7 +237,11 @@ def _shape_checks(resolved: dict[str, list[PluginConfig]]) -> list[Problem]:
     """Every architecture builds, and runs a forward pass, for every dataset's input (on the meta device)."""
     problems = []
     for dataset in resolved["datasets"]:
-        shape = data_shape(dataset)
+        try:
+            shape = data_shape(dataset)
+        except Exception as exc:  # noqa: BLE001 - a dataset that cannot say its shape is the grid's problem
+            problems.append(Problem(("datasets", dataset.position), f"{dataset.label}: {' '.join(str(exc).split())}"))
+            continue
         if shape is None:
             continue
         for arch in resolved["architectures"]:

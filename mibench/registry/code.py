@@ -1,8 +1,10 @@
 """Digests of the code that produces a result, so that a cached result follows its code.
 
-A plugin's digest covers the module that defines its class and every module of the
-same top-level package that it imports, directly or not (found by reading the
-import statements, not by running anything). The engine's digest covers the SDK
+A plugin's digest covers the module that defines its class and every module of its
+own code that it imports, directly or not (found by reading the import statements,
+not by running anything): for an installed distribution, the modules of the
+plugin's top-level package; for plugins in a plain directory on the path, the
+modules that live in that directory. The engine's digest covers the SDK
 and the engine's modules: everything that runs while a model trains or an attack
 scores, and nothing that only reports. Each module counts by its syntax tree, so
 editing a comment, a blank line or the layout changes no digest; editing a
@@ -23,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 
 ENGINE_PACKAGES = ("mibench.sdk", "mibench.engine")
+ENGINE_TOP_LEVEL = {"mibench"}  # covered by the engine digest, never by a plugin's
 
 
 @lru_cache(maxsize=None)
@@ -78,15 +81,45 @@ def _imported_modules(name: str, path: Path) -> set[str]:
     return found
 
 
+@lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    from importlib import metadata
+
+    return metadata.packages_distributions()
+
+
+@lru_cache(maxsize=None)
+def _top_level_dir(top: str) -> Path | None:
+    """The directory a top-level module or package is found in (its sys.path entry)."""
+    path = _module_file(top)
+    if path is None:
+        return None
+    return path.parent.parent if path.name == "__init__.py" else path.parent
+
+
 def module_closure(name: str, within: str | tuple[str, ...] | None = None) -> dict[str, Path]:
-    """``name`` and every module it imports, transitively, inside the packages ``within``.
+    """``name`` and every module it imports, transitively, that belongs to the same code.
 
-    ``within`` defaults to the top-level package of ``name``.
+    ``within`` names the packages that count. By default: the top-level package of
+    ``name`` when a distribution installed it; otherwise (a plain directory on the
+    path) every top-level module or package in the same directory.
     """
-    prefixes = (within,) if isinstance(within, str) else within or (name.split(".")[0],)
+    top = name.split(".")[0]
+    if within is not None:
+        prefixes = (within,) if isinstance(within, str) else within
 
-    def inside(module: str) -> bool:
-        return any(module == p or module.startswith(p + ".") for p in prefixes)
+        def inside(module: str) -> bool:
+            return any(module == p or module.startswith(p + ".") for p in prefixes)
+    elif top in _distributions():
+        def inside(module: str) -> bool:
+            return module.split(".")[0] == top
+    else:
+        home = _top_level_dir(top)
+
+        def inside(module: str) -> bool:
+            first = module.split(".")[0]
+            return first == top or (home is not None and first not in ENGINE_TOP_LEVEL
+                                    and first not in sys.builtin_module_names and _top_level_dir(first) == home)
 
     seen: dict[str, Path] = {}
     todo = [name]
