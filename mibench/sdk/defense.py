@@ -33,9 +33,10 @@ class TrainedModel:
 class TrainingContext:
     """Everything a defense receives to train one model.
 
-    ``train_indices`` index ``pool``; ``build_model()`` returns a fresh,
-    seeded network on ``device``; ``trainer`` runs the shared training loop
-    with the grid's training settings. ``release_values`` is set only for a
+    ``train_indices`` index ``pool``; ``build_model()`` returns a fresh network
+    on ``device`` (torch is seeded with ``seed`` once, before :meth:`Defense.train`,
+    so builds in a fixed order give fixed weights); ``trainer`` runs the shared
+    training loop with the grid's training settings. ``release_values`` is set only for a
     defense with a ``release_param``: the values asked for in this grid.
     """
 

@@ -141,6 +141,7 @@ class Trainer:
         if targets is None:
             targets = self.pool.labels[as_index(indices)]
         targets = targets.to(self.device)
+        objective = objective.to(self.device)
         optimizer = self.make_optimizer(self.prepare(model).parameters())
         n_batches = -(-len(x) // self.config.batch_size)
         model.train()
