@@ -8,6 +8,7 @@ never lost) and the error log. Which job runs where and when is the executor's.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
 import time
@@ -56,7 +57,7 @@ class Runner:
         self.resolved = resolved
         self.grid = resolved.grid
         self.registry = registry
-        self.layout = RunLayout(Path(output_dir or self.grid.output_dir))
+        self.layout = RunLayout(Path(output_dir).expanduser() if output_dir else self.grid.output_dir)
         self.output_dir = self.layout.root
         self.store = self.layout.store()
         self.device = resolve_device(self.grid.device)
@@ -126,6 +127,12 @@ class Runner:
                 rows.append(self._row(cell, attack, error=result.error))
                 continue
             metrics = result.value["metrics"]
+            # An ok row never carries a non-finite AUC or TPR (they would go into the leaderboard means).
+            bad = [k for k in ("auc", "tpr_at_1pct_fpr", "tpr_at_01pct_fpr") if not math.isfinite(metrics[k])]
+            if bad:
+                rows.append(self._row(cell, attack, error=attack.failure(
+                    "AssertionError: non-finite metrics " + ", ".join(f"{k}={metrics[k]}" for k in bad))))
+                continue
             rows.append(self._row(
                 cell, attack,
                 threshold_mode=result.value["threshold_mode"],
@@ -182,7 +189,7 @@ class Runner:
 
     def run(self) -> RunSummary:
         self.plan = plan = build_plan(self.resolved)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.layout.claim()
         self._write_run_json(plan)
         targets, shadows = plan.model_count()
         self.log(f"{self.grid.name}: {len(plan.cells)} cells, {targets} target and {shadows} shadow models, "

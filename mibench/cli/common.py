@@ -10,6 +10,7 @@ import click
 
 from mibench.config.errors import ConfigError
 from mibench.config.resolve import ResolvedGrid, load_grid
+from mibench.engine.layout import RunDirError
 from mibench.registry.loading import get_registry
 from mibench.registry.table import PluginError, Registry
 
@@ -32,6 +33,8 @@ def reports_errors(func: F) -> F:
         except ConfigError as exc:
             fail(f"error: {exc}" if len(exc.problems) == 1 else "errors:\n" + str(exc))
         except PluginError as exc:
+            fail(f"error: {exc}")
+        except RunDirError as exc:
             fail(f"error: {exc}")
 
     return wrapper  # type: ignore[return-value]

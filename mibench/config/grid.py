@@ -43,13 +43,21 @@ class ShadowConfig(StrictModel):
     )
 
 
+MAX_SEED = 2**31 - 1
+MAX_SEEDS = 1000
+MAX_CELLS = 100_000
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
 class Grid(StrictModel):
     """A whole benchmark: the cross product of datasets, architectures, defenses and seeds."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Name of the run.")
     output: Path | None = Field(None, description="Output directory; default runs/<name>.")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    split_seed: int = Field(0, ge=0, description="Seed of the target/shadow and member/non-member splits.")
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS,
+                              description="Seeds of the target models (at most 1000, each 0 to 2^31 - 1).")
+    split_seed: Seed = Field(0, description="Seed of the target/shadow and member/non-member splits.")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$")
     datasets: list[Entry] = Field(min_length=1)
     architectures: list[Entry] = Field(min_length=1)
@@ -69,4 +77,4 @@ class Grid(StrictModel):
 
     @property
     def output_dir(self) -> Path:
-        return self.output if self.output is not None else Path("runs") / self.name
+        return self.output.expanduser() if self.output is not None else Path("runs") / self.name

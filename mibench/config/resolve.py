@@ -11,9 +11,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from mibench.config.errors import ConfigError, Path_, Problem
-from mibench.config.grid import Grid, PluginEntry, _name_to_entry
+from mibench.config.grid import MAX_CELLS, Grid, PluginEntry, _name_to_entry
 from mibench.config.yamlfile import LineMap, load_yaml
 from mibench.config.plugin_config import PluginConfig
+from mibench.config.seeds import shadow_seed
 from mibench.config.shapes import data_shape, forward_flops
 from mibench.registry.table import PluginInfo, Registry, UnknownPlugin
 from mibench.sdk import Params, Plugin, result_dump
@@ -210,9 +211,31 @@ def _cross_checks(
         if white and blocked:
             problems.append(Problem(("attacks", i), f"attack {entry.name!r} needs white-box access, "
                                     f"but these defenses release black-box models only: {', '.join(blocked)}"))
+    cells = 1
+    for section in ("datasets", "architectures", "defenses"):
+        cells *= max(len(resolved[section]), 1)
+    cells *= len(grid.seeds)
+    if cells > MAX_CELLS:
+        problems.append(Problem(("seeds",), f"the grid has {cells:,} cells (datasets x architectures x defense "
+                                            f"configs x seeds); at most {MAX_CELLS:,} are allowed"))
+    problems.extend(_shadow_seed_checks(grid))
     problems.extend(_training_checks(grid, resolved))
     problems.extend(_shape_checks(resolved))
     return problems
+
+
+def _shadow_seed_checks(grid: Grid) -> list[Problem]:
+    """Every (target seed, shadow i) must give its own shadow seed: two targets never share a shadow by chance."""
+    seen: dict[int, tuple[int, int]] = {}
+    for seed in grid.seeds:
+        for i in range(grid.shadow.count):
+            derived = shadow_seed(seed, i)
+            if derived in seen and seen[derived] != (seed, i):
+                other, j = seen[derived]
+                return [Problem(("seeds",), f"seeds {other} and {seed} give shadow {j} and shadow {i} the same "
+                                            "derived seed; replace one of them")]
+            seen[derived] = (seed, i)
+    return []
 
 
 def _training_checks(grid: Grid, resolved: dict[str, list[PluginConfig]]) -> list[Problem]:

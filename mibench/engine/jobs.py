@@ -25,7 +25,7 @@ from mibench.engine.models import ModelRef, TrainingRun, build_model, derived_se
 from mibench.engine.pools import load_pool, protocol
 from mibench.engine.store import Store, stable_hash
 from mibench.registry.code import engine_digest
-from mibench.sdk import AttackContext, AttackOutput, TrainedModel, Trainer, TrainingContext
+from mibench.sdk import AttackContext, AttackOutput, TrainedModel, Trainer, TrainingContext, TrainingDiverged
 
 Opener = Callable[[Store, ModelRef, torch.device], ModelAccess]
 
@@ -163,10 +163,24 @@ def run_train_job(job: TrainingRun, store: Store, device: torch.device) -> list[
         released = {None: released}
     if not isinstance(released, Mapping):
         raise TypeError(f"defense {job.defense.name!r} returned {type(released).__name__}, not a TrainedModel")
+    for trained in released.values():  # every released model first: a diverged run stores none of them
+        _check_finite(trained.model)
     for value, trained in released.items():
         if not store.has("models", job.model_key(value), "pt"):  # a checkpoint already released stays as it is
             _save_model(store, job, value, trained, split.members, seconds)
     return keys
+
+
+def _check_finite(model: torch.nn.Module) -> None:
+    """Raise :class:`TrainingDiverged` if a floating tensor of ``model``'s state_dict is not finite.
+
+    Covers every defense, the shared loop's or its own: a model with non-finite
+    weights is never stored as finished.
+    """
+    bad = sum(int((~torch.isfinite(t.detach())).sum()) for t in model.state_dict().values()
+              if t.is_floating_point() or t.is_complex())
+    if bad:
+        raise TrainingDiverged(f"training diverged: {bad} non-finite weights in the released model")
 
 
 def _save_model(
@@ -270,6 +284,7 @@ class AttackJob(Job):
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         out = run_attack_job(self, ctx.store, ctx.device, ctx.opener)
+        _check_thresholds(self.attack.name, out["thresholds"])  # also an output stored before the check existed
         metrics = attack_metrics(out["membership"], out["scores"], out["labels"], out["thresholds"])
         membership = out["membership"].astype(bool)
         return {
@@ -306,6 +321,8 @@ def run_attack_job(job: AttackJob, store: Store, device: torch.device, opener: O
     scores = np.asarray(output.scores, dtype=np.float64).reshape(-1)
     if len(scores) != len(eval_indices):
         raise ValueError(f"attack {job.attack.name!r} returned {len(scores)} scores for {len(eval_indices)} samples")
+    if output.thresholds is not None:
+        _check_thresholds(job.attack.name, output.thresholds)
     thresholds = np.asarray(np.nan if output.thresholds is None else output.thresholds, dtype=np.float64)
     info = {**output.info, "target_queries": target.queries} if target.queries else dict(output.info)
     store.save_json("attacks", key, {"threshold_mode": output.threshold_mode, "info": info,
@@ -320,6 +337,21 @@ def run_attack_job(job: AttackJob, store: Store, device: torch.device, opener: O
         thresholds=thresholds,
     )
     return load_attack_output(store, key)
+
+
+def _check_thresholds(attack: str, thresholds: np.ndarray | float | None) -> None:
+    """Refuse NaN thresholds (a NaN threshold calls nobody a member: balanced accuracy 0.5, silently).
+
+    Infinite thresholds are legitimate ("nobody" or "everybody" is a member); None means no thresholds.
+    """
+    if thresholds is None:
+        return
+    thr = np.asarray(thresholds, dtype=np.float64)
+    nan = int(np.isnan(thr).sum())
+    if nan:
+        what = "its global threshold is" if thr.ndim == 0 else f"{nan} of its {thr.size} per-class thresholds are"
+        raise ValueError(f"attack {attack!r} returned NaN thresholds: {what} NaN "
+                         "(were its shadow models' outputs finite?)")
 
 
 def load_attack_output(store: Store, key: str) -> dict[str, Any]:

@@ -6,6 +6,11 @@
     <run>/errors.log        tracebacks of failed jobs
     <run>/plots/            figures drawn from the stored outputs
     <run>/store/            content-addressed job outputs (models, predictions, attacks, splits)
+    <run>/.mibench-run      marks the directory as a mibench run directory
+
+A run writes only into an empty or missing directory, or one that is already a run
+directory: ``output: /`` or ``output: ~`` (non-empty, unmarked) is refused, never
+filled with results.
 """
 
 from __future__ import annotations
@@ -14,6 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mibench.engine.store import Store
+
+
+MARKER = ".mibench-run"
+
+
+class RunDirError(Exception):
+    """The output directory cannot hold a run; the message says which path and why, in one line."""
 
 
 @dataclass(frozen=True)
@@ -47,5 +59,37 @@ class RunLayout:
     def store_dir(self) -> Path:
         return self.root / "store"
 
+    @property
+    def marker(self) -> Path:
+        return self.root / MARKER
+
     def store(self) -> Store:
         return Store(self.store_dir)
+
+    def is_run_dir(self) -> bool:
+        """A directory a mibench run made (the marker; or run.json, from runs before the marker)."""
+        return self.marker.is_file() or self.run_json.is_file()
+
+    def check(self) -> None:
+        """Refuse a path that is a file, or a non-empty directory that is not a run directory."""
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise RunDirError(f"output {root} is a file, not a directory")
+        if root.is_dir() and not self.is_run_dir():
+            try:
+                empty = next(root.iterdir(), None) is None
+            except OSError as exc:
+                raise RunDirError(f"output {root}: cannot read it: {exc.strerror or exc}") from None
+            if not empty:
+                raise RunDirError(f"output {root} is a non-empty directory that is not a mibench run directory "
+                                  f"(no {MARKER}); choose a new or empty directory")
+
+    def claim(self) -> None:
+        """Check the directory, create it, and mark it as a run directory."""
+        self.check()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not self.marker.exists():
+                self.marker.write_text("This directory holds a mibench run (see run.json).\n")
+        except OSError as exc:
+            raise RunDirError(f"output {self.root}: cannot write there: {exc.strerror or exc}") from None

@@ -16,14 +16,10 @@ import torch
 from torch import nn
 
 from mibench.config.plugin_config import PluginConfig
+from mibench.config.seeds import derived_seed  # noqa: F401 - the engine's seeds come from one place
 from mibench.engine.store import stable_hash
 from mibench.registry.code import engine_digest
 from mibench.sdk import Pool, TrainingConfig, result_dump
-
-
-def derived_seed(*parts: Any) -> int:
-    """A 31-bit seed derived from ``parts`` (stable across processes and machines)."""
-    return int(stable_hash(list(parts), 8), 16) & 0x7FFFFFFF
 
 
 def build_model(architecture: PluginConfig, pool: Pool, device: torch.device) -> nn.Module:

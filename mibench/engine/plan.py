@@ -20,7 +20,8 @@ from typing import Any
 from mibench.config.plugin_config import PluginConfig
 from mibench.config.resolve import ResolvedGrid
 from mibench.engine.jobs import AttackJob, Job, PredictJob, SplitsJob, TrainJob
-from mibench.engine.models import ModelRef, TrainingRun, derived_seed
+from mibench.config.seeds import shadow_seed
+from mibench.engine.models import ModelRef, TrainingRun
 
 
 @dataclass
@@ -158,7 +159,7 @@ def build_plan(resolved: ResolvedGrid) -> Plan:
                         s_identity, s_value = _training_identity(_shadow_defense(resolved, attack, defense))
                         shadows_of[attack.name] = [
                             add_run(TrainingRun(dataset, architecture, s_identity, training, grid.split_seed,
-                                                f"shadow-{i}", derived_seed(seed, "shadow", i)), s_value)
+                                                f"shadow-{i}", shadow_seed(seed, i)), s_value)
                             for i in range(shadow_count)
                         ]
                     cells.append((Cell(dataset, architecture, defense, seed, target), shadows_of))

@@ -24,14 +24,14 @@ from mibench.sdk.dataset import Augment, DataShape, Dataset, DatasetParams, Pool
 from mibench.sdk.defense import Defense, LossDefense, TrainedModel, TrainingContext, feature_dim
 from mibench.sdk.hooks import hookimpl, hookspec
 from mibench.sdk.objective import Objective, ObjectiveSpec
-from mibench.sdk.outputs import softmax_entropy, true_class_prob
+from mibench.sdk.outputs import class_log_odds, log_probs, softmax_entropy, true_class_prob
 from mibench.sdk.params import Params, Plugin, location, result_dump, tuning
 from mibench.sdk.progress import progress_bar
 from mibench.sdk.reference_attack import ReferenceAttack, Table
 from mibench.sdk.sampling import carve_reference, seeded_rng, stratified_subsample
 from mibench.sdk.threshold_attack import ThresholdAttack, ThresholdParams
 from mibench.sdk.thresholds import best_threshold, per_class_thresholds
-from mibench.sdk.trainer import Trainer, predict_logits
+from mibench.sdk.trainer import Trainer, TrainingDiverged, predict_logits
 from mibench.sdk.training_config import OptimizerConfig, ScheduleConfig, TrainingConfig
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "carve_reference",
     # training
     "Trainer",
+    "TrainingDiverged",
     "TrainingConfig",
     "OptimizerConfig",
     "ScheduleConfig",
@@ -92,6 +93,8 @@ __all__ = [
     "per_class_thresholds",
     # shared helpers
     "softmax_entropy",
+    "class_log_odds",
+    "log_probs",
     "true_class_prob",
     "stratified_subsample",
     "seeded_rng",

@@ -9,6 +9,7 @@ except what the progress bar shows once per epoch.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable, Iterator
 
 import numpy as np
@@ -22,6 +23,10 @@ from mibench.sdk.dataset import Pool
 from mibench.sdk.progress import progress_bar
 
 EpochCallback = Callable[[int, nn.Module], None]
+
+
+class TrainingDiverged(FloatingPointError):
+    """Training produced a non-finite loss or non-finite weights; no model of it is stored."""
 
 
 class Trainer:
@@ -134,7 +139,8 @@ class Trainer:
 
         ``targets`` defaults to the pool labels; a defense may pass soft targets
         (one row per index). ``on_epoch_end(epoch, model)`` runs after each epoch
-        (1-based), for checkpoints.
+        (1-based), for checkpoints. Raises :class:`TrainingDiverged` at the end of
+        the first epoch whose summed loss is not finite.
         """
         epochs = epochs or self.config.epochs
         x = self.inputs(indices)
@@ -160,7 +166,11 @@ class Trainer:
                     objective.step()
                     loss_sum += loss.detach()
                     bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{loss_sum.item() / n_batches:.4f}", refresh=False)
+                # The one host sync of the epoch: it feeds the progress bar and the divergence check.
+                epoch_loss = loss_sum.item()
+                if not math.isfinite(epoch_loss):
+                    raise TrainingDiverged(f"training diverged at epoch {epoch} (loss {epoch_loss})")
+                bar.set_postfix(epoch=epoch, loss=f"{epoch_loss / n_batches:.4f}", refresh=False)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch, model)
         model.eval()

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mibench.sdk.params import tuning
+
+# Bounds on what training can use: every number of a grid is finite and within these,
+# so a typo (lr 1e300, epochs 1e12) is one clean line at validation, not a silent run.
+MAX_LR = 1e3
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 20
+FiniteLR = Annotated[float, Field(gt=0, le=MAX_LR, allow_inf_nan=False)]
 
 
 class StrictModel(BaseModel):
@@ -17,9 +24,9 @@ class StrictModel(BaseModel):
 
 class OptimizerConfig(StrictModel):
     name: Literal["sgd", "adam", "adamw"] = Field("sgd", description="Optimiser of the model.")
-    lr: float = Field(0.1, gt=0, description="Base learning rate.")
+    lr: float = Field(0.1, gt=0, le=MAX_LR, allow_inf_nan=False, description="Base learning rate (at most 1000).")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
-    weight_decay: float = Field(5e-4, ge=0, description="L2 weight decay.")
+    weight_decay: float = Field(5e-4, ge=0, le=1, allow_inf_nan=False, description="L2 weight decay.")
     nesterov: bool = Field(False, description="Nesterov momentum (SGD only).")
 
 
@@ -35,9 +42,11 @@ class ScheduleConfig(StrictModel):
     """
 
     name: Literal["constant", "multistep", "piecewise", "cosine"] = "constant"
-    milestones: list[int] = Field(default_factory=list, description="multistep: epochs where lr drops.")
-    gamma: float = Field(0.1, gt=0, description="multistep: factor applied at each milestone.")
-    lrs: dict[int, float] = Field(default_factory=dict, description="piecewise: first epoch -> lr.")
+    milestones: list[Annotated[int, Field(ge=1, le=MAX_EPOCHS)]] = Field(
+        default_factory=list, max_length=1000, description="multistep: epochs where lr drops.")
+    gamma: float = Field(0.1, gt=0, le=MAX_LR, allow_inf_nan=False, description="multistep: factor applied at each milestone.")
+    lrs: dict[Annotated[int, Field(ge=1, le=MAX_EPOCHS)], FiniteLR] = Field(
+        default_factory=dict, max_length=1000, description="piecewise: first epoch -> lr.")
 
     @model_validator(mode="after")
     def _check(self) -> "ScheduleConfig":
@@ -69,15 +78,15 @@ class ScheduleConfig(StrictModel):
 class TrainingOverride(StrictModel):
     """Per-architecture changes to the training block (DenseNet121 uses batch 32)."""
 
-    epochs: int | None = Field(None, ge=1)
-    batch_size: int | None = Field(None, ge=1)
+    epochs: int | None = Field(None, ge=1, le=MAX_EPOCHS)
+    batch_size: int | None = Field(None, ge=1, le=MAX_BATCH)
     optimizer: OptimizerConfig | None = None
     schedule: ScheduleConfig | None = None
 
 
 class TrainingConfig(StrictModel):
-    epochs: int = Field(30, ge=1, description="Training epochs of every model.")
-    batch_size: int = Field(128, ge=1, description="Training batch size.")
+    epochs: int = Field(30, ge=1, le=MAX_EPOCHS, description="Training epochs of every model (at most 100,000).")
+    batch_size: int = Field(128, ge=1, le=MAX_BATCH, description="Training batch size (at most 2^20).")
     eval_batch_size: int = tuning(1024, "Batch size for predictions (speed and memory only).", ge=1)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

@@ -6,18 +6,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mibench.sdk import ThresholdAttack, hookimpl, softmax_entropy
-
-TINY = 1e-30  # clamp inside logs, as Song & Mittal's code does
+from mibench.sdk import ThresholdAttack, class_log_odds, hookimpl, log_probs, softmax_entropy
 
 
 class LossAttack(ThresholdAttack):
-    """Loss attack (Yeom et al. 2018): score = -CE(logits, label)."""
+    """Loss attack (Yeom et al. 2018): score = -CE(logits, label) = log p_y."""
 
     name = "loss"
 
     def score(self, logits, labels):
-        return -F.cross_entropy(logits, labels, reduction="none")
+        # log p_y = log sigmoid(phi_y): unlike cross_entropy (g_y - logsumexp g), it keeps
+        # its digits when p_y is within a rounding step of 1 (logit gaps past ~37 in float64).
+        return F.logsigmoid(class_log_odds(logits, labels))
 
 
 def entropy_score(logits: torch.Tensor) -> torch.Tensor:
@@ -34,13 +34,18 @@ class EntropyAttack(ThresholdAttack):
 
 
 def modified_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mentr(p, y) = -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i) (Song & Mittal 2021)."""
-    p = logits.softmax(1)
-    p_y = p.gather(1, labels.view(-1, 1)).squeeze(1)
-    true_term = -(1 - p_y) * p_y.clamp_min(TINY).log()
-    others = -p * (1 - p).clamp_min(TINY).log()
-    others_sum = others.sum(1) - others.gather(1, labels.view(-1, 1)).squeeze(1)
-    return true_term + others_sum
+    """Mentr(p, y) = -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i) (Song & Mittal 2021).
+
+    Computed from the logits in log space, with no clamps: log p_y and log(1 - p_y) come
+    from phi_y = g_y - logsumexp_{i != y} g_i, and log(1 - p_i) from the other classes'
+    probabilities where p_i is near 1 (see :func:`mibench.sdk.log_probs`), so
+    overfit samples whose 1 - p_y rounds to 0 still get distinct scores."""
+    y = labels.view(-1, 1)
+    phi_y = class_log_odds(logits, labels)
+    true_term = -F.logsigmoid(-phi_y).exp() * F.logsigmoid(phi_y)  # -(1 - p_y) log p_y
+    log_p, log_1mp = log_probs(logits)
+    others = -(log_p.exp() * log_1mp)  # 0 where p_i underflows to 0 (log1p(-0) = 0)
+    return true_term + others.scatter(1, y, 0.0).sum(1)  # drop i = y before summing, not after
 
 
 class ModifiedEntropyAttack(ThresholdAttack):

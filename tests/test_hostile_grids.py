@@ -1,0 +1,97 @@
+"""Hostile and impossible grid files are refused at once with one clean line (issue 9).
+
+Each case: exit code 2, exactly one line on the output, no traceback, and nothing
+written anywhere but the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mibench.cli.main import main
+
+GOOD = """name: hostile
+device: cpu
+datasets: [digits]
+architectures: [mlp]
+defenses: [ce]
+attacks: [loss]
+"""
+
+
+def alias_bomb() -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return GOOD + "\n".join(lines) + "\n"
+
+
+CASES = {
+    "alias bomb": ("validate", alias_bomb(), ":1: (top level): aliases expand the document to more than 100,000 nodes"),
+    "duplicate key": ("validate", GOOD + "seeds: [0]\nseeds: [1]\n",
+                      ":8: seeds: key repeated on lines 7 and 8; give it once"),
+    "oversized file": ("validate", GOOD + "# " + "x" * 1_100_000 + "\n",
+                       ": (top level): file is 1,100,")  # then "... bytes; a grid file may have at most 1,000,000"
+    ,
+    "infinite lr": ("validate", GOOD + "training:\n  optimizer: {lr: .inf}\n",
+                    ":8: training.optimizer.lr: Input should be a finite number"),
+    "huge lr": ("validate", GOOD + "training:\n  optimizer: {lr: 1e300}\n",
+                ":8: training.optimizer.lr: Input should be less than or equal to 1000"),
+    "huge seed": ("validate", GOOD + "seeds: [1.0e+15]\n", ":7: seeds[0]: Input should be less than or equal to 2147483647"),
+    "huge epochs": ("validate", GOOD + "training:\n  epochs: 1.0e+12\n",
+                    ":8: training.epochs: Input should be less than or equal to 100000"),
+    "too many seeds": ("validate", GOOD + "seeds: [" + ", ".join(map(str, range(1001))) + "]\n",
+                       ":7: seeds: List should have at most 1000 items after validation, not 1001"),
+    "output root": ("run", GOOD + "output: /\n",
+                    "error: output / is a non-empty directory that is not a mibench run directory"),
+    "output a file": ("run", GOOD + "output: OUTFILE\n", "is a file, not a directory"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_hostile_grid_is_refused_in_one_line(case, tmp_path, cli_registry, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    command, text, expected = CASES[case]
+    outfile = tmp_path / "a-file"
+    outfile.write_text("not a directory")
+    path = tmp_path / "grid.yaml"
+    path.write_text(text.replace("OUTFILE", str(outfile)))
+    before = set(os.listdir("/"))
+    result = CliRunner().invoke(main, [command, str(path)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert expected in lines[0], lines[0]
+    assert set(os.listdir("/")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "grid.yaml"]
+
+
+def test_an_existing_run_directory_is_reused_and_home_is_expanded(tmp_path, cli_registry, monkeypatch):
+    from mibench.config.resolve import load_grid
+    from mibench.engine.layout import RunLayout
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "grid.yaml"
+    path.write_text(GOOD + "output: ~/runs/x\n")
+    resolved = load_grid(path, cli_registry)
+    assert resolved.grid.output_dir == tmp_path / "runs" / "x"
+    layout = RunLayout(resolved.grid.output_dir)
+    layout.claim()
+    (layout.root / "results.csv").write_text("")
+    layout.check()  # a marked directory with results in it is a run directory: no error
+    assert layout.marker.is_file()
+
+
+def test_ordinary_grids_keep_their_line_numbers(tmp_path, cli_registry):
+    path = tmp_path / "grid.yaml"
+    path.write_text(GOOD.replace("architectures: [mlp]", "architectures: &archs [mlp]")
+                    + "training:\n  overrides: {mlp: {epochs: 0}}\n")
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (f"error: {path}:8: training.overrides.mlp.epochs: Input should be greater than "
+                                      "or equal to 1 (got 0)")
