@@ -22,11 +22,11 @@ from tqdm.auto import tqdm
 import mibench
 from mibench.config.resolve import ResolvedGrid
 from mibench.engine.devices import resolve_device
-from mibench.engine.jobs import Job, TrainJob
+from mibench.engine.jobs import Job, JobContext, TrainJob, model_stored
 from mibench.engine.layout import RunLayout
 from mibench.engine.plan import Cell, Plan, build_plan, predict_key
 from mibench.engine.store import stable_hash
-from mibench.execution.executor import Executor, JobResult, SerialExecutor
+from mibench.execution.executor import Executor, JobResult, SerialExecutor, run_job
 from mibench.registry.code import engine_digest
 from mibench.registry.table import Registry
 from mibench.report.results import ResultRow, leaderboard, rows_frame, write_csv
@@ -60,6 +60,7 @@ class Runner:
         self.layout = RunLayout(Path(output_dir).expanduser() if output_dir else self.grid.output_dir)
         self.output_dir = self.layout.root
         self.store = self.layout.store()
+        self.store.report = log
         self.device = resolve_device(self.grid.device)
         self.log = log
         self.executor = executor or SerialExecutor(on_start=self._on_start)
@@ -200,7 +201,10 @@ class Runner:
             for attack in cell.attacks:
                 cells_of.setdefault(attack.key, []).append(cell)
         results: dict[str, JobResult] = {}
-        rows_of: dict[int, list[ResultRow]] = {}
+        rows_of = self._rows_from_store(plan)
+        if rows_of:  # what earlier runs finished is in the tables before anything else: they only grow
+            self._summary.rows = [r for c in plan.cells for r in rows_of.get(id(c), [])]
+            self._write_tables()
         with progress_bar(total=len(plan.cells), desc="cells", unit="cell", leave=True) as bar:
             for result in self.executor.run(plan, self.store, self.device):
                 results[result.key] = result
@@ -214,7 +218,28 @@ class Runner:
                         bar.update(1)
         return self._summary
 
+    def _rows_from_store(self, plan: Plan) -> dict[int, list[ResultRow]]:
+        """Rows of every cell whose target and attack outputs are all in the store already."""
+        ctx = JobContext(self.store, self.device)
+        rows_of: dict[int, list[ResultRow]] = {}
+        for cell in plan.cells:
+            outputs = [(a.output_key, ext) for a in cell.attacks for ext in ("npz", "json")]
+            if not (model_stored(self.store, cell.target.key) and all(self.store.has("attacks", k, e)
+                                                                      for k, e in outputs)):
+                continue
+            jobs = [plan.jobs[predict_key(cell.target)], *cell.attacks]
+            results = {job.key: run_job(job, ctx, "store") for job in jobs}
+            if all(r.ok for r in results.values()):
+                rows_of[id(cell)] = self._cell_rows(cell, results)
+        return rows_of
+
     def _write_tables(self) -> None:
         frame = rows_frame(self._summary.rows)
-        write_csv(frame, self.layout.results_csv)
-        write_csv(leaderboard(frame), self.layout.leaderboard_csv)
+        for path, table in ((self.layout.results_csv, frame), (self.layout.leaderboard_csv, leaderboard(frame))):
+            try:
+                write_csv(table, path)
+            except OSError as exc:  # disk full, read-only: say so, keep going; the store keeps every result
+                message = f"writing {path} failed: {exc.strerror or exc}; its rows are kept in the store"
+                self.log(f"error: {message}")
+                if message not in self._summary.failures:
+                    self._summary.failures.append(message)

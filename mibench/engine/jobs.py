@@ -128,7 +128,7 @@ class TrainJob(Job):
         return f"training {self.training_run.role} failed: {error}"
 
     def done(self, store: Store) -> bool:
-        return all(store.has("models", k, "pt") for k in self.training_run.model_keys())
+        return all(model_stored(store, k) for k in self.training_run.model_keys())
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         if self.done(ctx.store):
@@ -137,10 +137,15 @@ class TrainJob(Job):
         return {"trained": True}
 
 
+def model_stored(store: Store, key: str) -> bool:
+    """A finished model: its weights and its record, both intact (a damaged one is quarantined)."""
+    return store.has("models", key, "pt") and store.has("models", key, "json")
+
+
 def run_train_job(job: TrainingRun, store: Store, device: torch.device) -> list[str]:
     """Train and save every model of ``job`` that the store lacks; returns the model keys."""
     keys = job.model_keys()
-    if all(store.has("models", k, "pt") for k in keys):
+    if all(model_stored(store, k) for k in keys):
         return keys
     pool = load_pool(job.dataset)
     split = protocol(job.dataset, job.split_seed).split_for(job.role)
@@ -166,7 +171,7 @@ def run_train_job(job: TrainingRun, store: Store, device: torch.device) -> list[
     for trained in released.values():  # every released model first: a diverged run stores none of them
         _check_finite(trained.model)
     for value, trained in released.items():
-        if not store.has("models", job.model_key(value), "pt"):  # a checkpoint already released stays as it is
+        if not model_stored(store, job.model_key(value)):  # a checkpoint already released stays as it is
             _save_model(store, job, value, trained, split.members, seconds)
     return keys
 
@@ -303,7 +308,7 @@ def run_attack_job(job: AttackJob, store: Store, device: torch.device, opener: O
     its evaluation samples in pool order; membership is attached here, by the engine.
     """
     key = job.output_key
-    if store.has("attacks", key, "npz"):
+    if store.has("attacks", key, "npz") and store.has("attacks", key, "json"):
         return load_attack_output(store, key)
     access = opener(store, job.target, device)
     target = TargetView(access)

@@ -64,7 +64,8 @@ def run_job(job: Job, ctx: JobContext, worker: str) -> JobResult:
     """Run one job, turning an exception into a failed result with the job's message."""
     started = time.time()
     try:
-        value = job.run(ctx)
+        with ctx.store.lock(job.key):  # another run on this directory doing the same job: wait for it
+            value = job.run(ctx)
     except Exception as exc:  # noqa: BLE001 - recorded against the job, the run goes on
         return JobResult(job.key, job.kind, False, error=job.failure(error_text(exc)),
                          traceback=traceback.format_exc(), label=job.label(),
