@@ -95,3 +95,24 @@ def test_ordinary_grids_keep_their_line_numbers(tmp_path, cli_registry):
     assert result.exit_code == 2
     assert result.output.strip() == (f"error: {path}:8: training.overrides.mlp.epochs: Input should be greater than "
                                       "or equal to 1 (got 0)")
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_read_only_output_directory_is_one_line(tmp_path, cli_registry, existing):
+    import shutil
+    import subprocess
+
+    out = tmp_path / "out"
+    out.mkdir()
+    if existing:
+        (out / ".mibench-run").write_text("")
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(out)]).returncode != 0:
+        pytest.skip("chattr +i is not available on this file system (needs root and ext4-like attributes)")
+    try:
+        path = tmp_path / "grid.yaml"
+        path.write_text(GOOD + f"output: {out}\n")
+        result = CliRunner().invoke(main, ["run", str(path)])
+    finally:
+        subprocess.run(["chattr", "-i", str(out)])
+    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output.strip() == f"error: output {out}: cannot write there: Operation not permitted"

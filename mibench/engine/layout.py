@@ -15,6 +15,7 @@ filled with results.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,8 @@ class RunLayout:
         self.check()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root):  # can files be created here at all?
+                pass
             if not self.marker.exists():
                 self.marker.write_text("This directory holds a mibench run (see run.json).\n")
         except OSError as exc:
