@@ -26,7 +26,10 @@ from mibench.engine.jobs import Job, JobContext, TrainJob, model_stored
 from mibench.engine.layout import RunLayout
 from mibench.engine.plan import Cell, Plan, build_plan, predict_key
 from mibench.engine.store import stable_hash
+from mibench.config.execution import ExecutionConfig
 from mibench.execution.executor import Executor, JobResult, SerialExecutor, run_job
+from mibench.execution.factory import ExecutionPlan, make_executor, resolve_execution
+from mibench.execution.scheduler import job_cost
 from mibench.registry.code import engine_digest
 from mibench.registry.table import Registry
 from mibench.report.results import ResultRow, leaderboard, rows_frame, write_csv
@@ -53,7 +56,9 @@ class RunSummary:
 
 class Runner:
     def __init__(self, resolved: ResolvedGrid, registry: Registry, output_dir: Path | None = None,
-                 log: Log = _stderr, executor: Executor | None = None) -> None:
+                 log: Log = _stderr, executor: Executor | None = None,
+                 execution: ExecutionConfig | None = None) -> None:
+        """``executor`` runs the jobs; without one, ``execution`` (settings) chooses it, else a serial one."""
         self.resolved = resolved
         self.grid = resolved.grid
         self.registry = registry
@@ -63,7 +68,13 @@ class Runner:
         self.store.report = log
         self.device = resolve_device(self.grid.device)
         self.log = log
-        self.executor = executor or SerialExecutor(on_start=self._on_start)
+        self.execution = execution
+        if executor is None and execution is not None:
+            self.execution_plan = resolve_execution(execution, self.grid.device)
+            executor = make_executor(self.execution_plan, execution, log, self._on_start)
+        else:
+            self.execution_plan = ExecutionPlan("serial", 1, torch.get_num_threads(), (str(self.device),), 1)
+        self.executor = executor or SerialExecutor(on_start=lambda job: self._on_start(job, "serial"))
         self._summary = RunSummary(self.output_dir, [])
 
     # ------------------------------------------------------------------ provenance
@@ -92,6 +103,10 @@ class Runner:
             "mibench_version": mibench.__version__,
             "plugin_versions": self.registry.versions(),
             "code_digests": self.code_digests(),
+            "execution": {"executor": self.execution_plan.executor, "workers": self.execution_plan.workers,
+                          "threads_per_job": self.execution_plan.threads_per_job,
+                          "devices": list(self.execution_plan.devices),
+                          "jobs_per_device": self.execution_plan.jobs_per_device},
             "torch_version": torch.__version__,
             "python": platform.python_version(),
             "device": str(self.device),
@@ -103,11 +118,11 @@ class Runner:
 
     # ------------------------------------------------------------------------ jobs
 
-    def _on_start(self, job: Job) -> None:
+    def _on_start(self, job: Job, worker: str) -> None:
         if isinstance(job, TrainJob) and not job.done(self.store):
-            self.log(f"train  {job.label()}")
+            self.log(f"train  {job.label()}" + (f" [{worker}]" if worker != "serial" else ""))
         elif job.kind == "attack":
-            self.log(f"attack {job.label()}")
+            self.log(f"attack {job.label()}" + (f" [{worker}]" if worker != "serial" else ""))
 
     def _record(self, result: JobResult) -> None:
         if result.traceback:
@@ -115,7 +130,8 @@ class Runner:
                 fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {result.label}\n{result.traceback}\n")
         if result.kind == "train" and result.ok and result.value.get("trained"):
             self._summary.trained.append(result.key.split(":", 1)[1])
-            self.log(f"       done in {result.seconds:.1f}s")
+            where = f" on {result.worker}" if not result.worker.endswith(":serial") else ""
+            self.log(f"       done in {result.seconds:.1f}s{where}: {result.label}")
 
     # ------------------------------------------------------------------------ rows
 
@@ -194,7 +210,7 @@ class Runner:
         self._write_run_json(plan)
         targets, shadows = plan.model_count()
         self.log(f"{self.grid.name}: {len(plan.cells)} cells, {targets} target and {shadows} shadow models, "
-                 f"{len(plan.attack_jobs)} attack jobs on {self.device}; output in {self.output_dir}")
+                 f"{len(plan.attack_jobs)} attack jobs; {self.execution_plan.describe()}; output in {self.output_dir}")
         waiting = {id(cell): {a.key for a in cell.attacks} for cell in plan.cells}
         cells_of: dict[str, list[Cell]] = {}
         for cell in plan.cells:
@@ -205,17 +221,23 @@ class Runner:
         if rows_of:  # what earlier runs finished is in the tables before anything else: they only grow
             self._summary.rows = [r for c in plan.cells for r in rows_of.get(id(c), [])]
             self._write_tables()
-        with progress_bar(total=len(plan.cells), desc="cells", unit="cell", leave=True) as bar:
+        costs = {k: job_cost(j) for k, j in plan.jobs.items()}
+        scale = max(sum(costs.values()), 1.0) / 1000  # the bar counts thousandths of the estimated work
+        done_jobs = 0
+        with progress_bar(total=1000, desc="run", unit="‰", leave=True,
+                          bar_format="{l_bar}{bar}| {postfix} [{elapsed}<{remaining}]") as bar:
             for result in self.executor.run(plan, self.store, self.device):
                 results[result.key] = result
                 self._record(result)
+                done_jobs += 1
+                bar.update(min(costs.get(result.key, 1.0) / scale, 1000 - bar.n))
+                bar.set_postfix_str(f"{done_jobs}/{len(plan.jobs)} jobs", refresh=False)
                 for cell in cells_of.get(result.key, []):
                     waiting[id(cell)].discard(result.key)
                     if not waiting[id(cell)]:
                         rows_of[id(cell)] = self._cell_rows(cell, results)
                         self._summary.rows = [r for c in plan.cells for r in rows_of.get(id(c), [])]
                         self._write_tables()
-                        bar.update(1)
         return self._summary
 
     def _rows_from_store(self, plan: Plan) -> dict[int, list[ResultRow]]:

@@ -17,6 +17,16 @@ def _quiet(monkeypatch):
     monkeypatch.setenv("MIBENCH_PROGRESS", "0")
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """A test that runs a serial executor with --threads-per-job changes torch's thread count: restore it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     """Built-ins, installed entry points and the test-only plugins of tests/plugins."""

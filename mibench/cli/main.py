@@ -1,17 +1,32 @@
-"""Entry point of the ``mibench`` command."""
+"""Entry point of the ``mibench`` command.
+
+Only click and the command modules load before a command starts; each command imports
+torch, the plugins and the engine when it needs them.
+"""
 
 from __future__ import annotations
 
 import click
 
 import mibench
+from mibench.cli.common import interrupted
 from mibench.cli.plugins_cmd import plugins_command
 from mibench.cli.roc_cmd import roc_command
 from mibench.cli.run_cmd import run_command
 from mibench.cli.validate_cmd import validate_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class MibenchGroup(click.Group):
+    """The command group; Ctrl-C in any command exits 130 with one line, no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            interrupted()
+
+
+@click.group(cls=MibenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(mibench.__version__, prog_name="mibench")
 def main() -> None:
     """mibench: benchmark membership-inference attacks against defenses."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 import click
 
 from mibench.cli.common import grid, reports_errors
-from mibench.config.resolve import ResolvedGrid
-from mibench.engine.estimate import DEFAULT_TFLOPS, plan_cost
-from mibench.engine.plan import Plan, build_plan
+
+if TYPE_CHECKING:
+    from mibench.config.resolve import ResolvedGrid
+    from mibench.engine.plan import Plan
 
 
 def describe_plan(resolved: ResolvedGrid, plan: Plan) -> str:
@@ -37,6 +40,8 @@ def _duration(hours: float) -> str:
 
 
 def describe_cost(resolved: ResolvedGrid, plan: Plan, tflops: float) -> str:
+    from mibench.engine.estimate import plan_cost
+
     rows, unknown = plan_cost(resolved, plan)
     lines = ["estimate (training, predictions, and attacks by their declared query cost):"]
     total = 0.0
@@ -53,14 +58,40 @@ def describe_cost(resolved: ResolvedGrid, plan: Plan, tflops: float) -> str:
     return "\n".join(lines)
 
 
+def _default_tflops() -> float:
+    from mibench.engine.estimate import DEFAULT_TFLOPS
+
+    return DEFAULT_TFLOPS
+
+
+class _EngineDefault(click.Option):
+    """An option whose default is an engine constant: looked up for --help, and by the command
+    once the grid passed its schema (the engine imports torch), never while parsing."""
+
+    def __init__(self, *args: object, default_from: Callable[[], object], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.default_from = default_from
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        unset, self.default = self.default, self.default_from()
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.default = unset
+
+
 @click.command("validate")
 @click.argument("grid_file", type=click.Path(dir_okay=False))
-@click.option("--tflops", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TFLOPS, show_default=True,
+@click.option("--tflops", cls=_EngineDefault, default_from=_default_tflops, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
               help="Effective training throughput assumed for the time estimate, in TFLOP/s.")
 @reports_errors
-def validate_command(grid_file: str, tflops: float) -> None:
+def validate_command(grid_file: str, tflops: float | None) -> None:
     """Check GRID_FILE and print the plan: models to train, attacks to run, compute estimate."""
     resolved = grid(grid_file)
+    from mibench.engine.plan import build_plan
+
+    tflops = _default_tflops() if tflops is None else tflops
     for warning in resolved.warnings:
         click.echo(f"warning: {warning}", err=True)
     plan = build_plan(resolved)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 Path_ = tuple[str | int, ...]
 
@@ -37,3 +40,29 @@ class ConfigError(Exception):
         self.filename = filename
         self.problems = list(problems)
         super().__init__("\n".join(p.format(filename) for p in self.problems))
+
+
+def describe(err: dict[str, Any]) -> str:
+    """One pydantic error in mibench's words."""
+    msg = err["msg"]
+    if err["type"] in {"missing", "extra_forbidden"}:
+        return "field required" if err["type"] == "missing" else "unknown key"
+    if "input" in err and not isinstance(err["input"], (dict, list)):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+class Lines(Protocol):
+    """Where a path of the document starts (mibench.config.yamlfile.LineMap)."""
+
+    def line(self, path: Path_) -> int | None: ...
+
+
+def pydantic_problems(exc: ValidationError, prefix: Path_, lines: Lines) -> list[Problem]:
+    """Every error of a pydantic validation, located in the file."""
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        path = (*prefix, *loc)
+        out.append(Problem(path, describe(err), lines.line(path)))
+    return out

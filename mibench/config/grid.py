@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator
 
+from mibench.config.execution import ExecutionConfig
 from mibench.sdk.training_config import StrictModel, TrainingConfig
 
 
@@ -65,6 +66,7 @@ class Grid(StrictModel):
     attacks: list[Entry] = Field(min_length=1)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     shadow: ShadowConfig = Field(default_factory=ShadowConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @field_validator("seeds")
     @classmethod

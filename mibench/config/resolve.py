@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mibench.config.errors import ConfigError, Path_, Problem
+from mibench.config.errors import ConfigError, Path_, Problem, describe, pydantic_problems
 from mibench.config.grid import MAX_CELLS, Grid, PluginEntry, _name_to_entry
 from mibench.config.yamlfile import LineMap, load_yaml
 from mibench.config.plugin_config import PluginConfig
@@ -37,24 +37,6 @@ class ResolvedGrid:
     warnings: list[str] = field(default_factory=list)
 
 
-def _describe(err: dict[str, Any]) -> str:
-    msg = err["msg"]
-    if err["type"] in {"missing", "extra_forbidden"}:
-        return "field required" if err["type"] == "missing" else "unknown key"
-    if "input" in err and not isinstance(err["input"], (dict, list)):
-        return f"{msg} (got {err['input']!r})"
-    return msg
-
-
-def _pydantic_problems(exc: ValidationError, prefix: Path_, lines: LineMap) -> list[Problem]:
-    out = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        path = (*prefix, *loc)
-        out.append(Problem(path, _describe(err), lines.line(path)))
-    return out
-
-
 def _param_problems(
     exc: ValidationError, entry_path: Path_, info: PluginInfo, combo: dict[str, Any], sweep: dict[str, list]
 ) -> list[Problem]:
@@ -70,7 +52,7 @@ def _param_problems(
         if err["type"] == "extra_forbidden":
             message = f"unknown param of {info.kind} {info.name!r}; it takes: {fields}"
         else:
-            message = _describe(err)
+            message = describe(err)
         problems.append(Problem(path, message))
     return problems
 
@@ -147,7 +129,7 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
     try:
         grid = Grid.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc, (), lines))
+        problems.extend(pydantic_problems(exc, (), lines))
 
     resolved = {section: _resolve_section(data.get(section), section, registry, problems) for section in SECTIONS}
 

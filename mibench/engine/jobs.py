@@ -201,6 +201,7 @@ def _save_model(
         "info": dict(trained.info),
         "members": int(len(members)),
         "train_seconds": round(seconds, 3),
+        "threads": torch.get_num_threads(),  # model bytes depend on it (CPU reductions split by thread)
     }
     store.save_json("models", key, record)
     state = {k: v.detach().cpu() for k, v in trained.model.state_dict().items()}

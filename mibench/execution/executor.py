@@ -30,6 +30,10 @@ from mibench.engine.store import Store
 StartHook = Callable[[Job], None]
 
 
+class ExecutionError(Exception):
+    """Execution settings this machine or cluster cannot honour; the message says why, in one line."""
+
+
 def error_text(exc: BaseException) -> str:
     """An exception as one line: its type and message, whitespace folded, at most 500 characters."""
     text = f"{type(exc).__name__}: {exc}"

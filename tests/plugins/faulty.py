@@ -16,6 +16,7 @@ class Boom(Defense):
 @hookimpl
 def register_defenses(register):
     register(Boom)
+    register(DiesOnce)
 
 
 # --- plugins that `mibench validate` must refuse before any training (issue 8, section 3)
@@ -63,3 +64,32 @@ def register_architectures(register):
 @hookimpl
 def register_datasets(register):
     register(FlatTable)
+
+
+# --- a defense whose process dies (SIGKILL) the first time it trains, for executor retries (issue 10)
+
+import os  # noqa: E402
+import signal  # noqa: E402
+
+from mibench_plugins.defenses.ce import CE  # noqa: E402
+
+DIE_ONCE_MARKER = "MIBENCH_TEST_DIE_ONCE"  # env var: a file path; the first training run to create it dies
+
+
+class DiesOnce(CE):
+    """Cross-entropy, but the process training it is killed the first time (the marker file says so)."""
+
+    name = "dies-once"
+
+    def train(self, job):
+        marker = os.environ.get(DIE_ONCE_MARKER)
+        if marker and job.role == "target":
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().train(job)
+

@@ -1,0 +1,123 @@
+"""Which job runs next: the dependency bookkeeping every parallel executor shares.
+
+A job becomes ready when every job it depends on has succeeded; a job whose
+dependency failed is not run but fails with the dependency's message, and so do its
+own dependents. Among ready jobs, those that turn finished models into results
+(predictions, attacks) go first, so a cell's rows appear as soon as its models are
+ready; then the most expensive training runs, so the longest jobs do not start last
+(the cost is the FLOP estimate ``mibench validate`` prints).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Iterable
+
+from mibench.config.shapes import data_shape, forward_flops
+from mibench.engine.jobs import Job, TrainJob
+from mibench.engine.plan import Plan
+from mibench.execution.executor import JobResult
+
+KIND_RANK = {"splits": 0, "attack": 1, "predict": 2, "train": 3}
+
+
+def job_cost(job: Job) -> float:
+    """Estimated FLOPs of a job (training: 3 x forward x samples x epochs x the defense's cost); 1 for others."""
+    if not isinstance(job, TrainJob):
+        return 1.0
+    run = job.training_run
+    try:
+        shape = data_shape(run.dataset)
+        if shape is None:
+            return 1.0
+        flops, _ = forward_flops(run.architecture, shape.input_shape, shape.num_classes)
+    except Exception:  # noqa: BLE001 - an estimate only; validation reports real problems
+        return 1.0
+    return 3.0 * flops * (shape.pool_size // 4) * run.training.epochs * run.defense.info.cls.training_cost
+
+
+class Scheduler:
+    """Ready jobs in priority order; results in, newly ready jobs (and cascaded failures) out."""
+
+    def __init__(self, plan: Plan, costs: dict[str, float] | None = None) -> None:
+        self.plan = plan
+        self.costs = costs if costs is not None else {k: job_cost(j) for k, j in plan.jobs.items()}
+        self.dependents = plan.dependents()
+        self.waiting = {k: set(j.deps) for k, j in plan.jobs.items()}
+        self.results: dict[str, JobResult] = {}
+        self._order = {k: i for i, k in enumerate(self._cell_order())}
+        self._ready: list[tuple[int, float, int, str]] = []
+        self._counter = itertools.count()
+        for key, deps in self.waiting.items():
+            if not deps:
+                self._push(key)
+
+    def _cell_order(self) -> Iterable[str]:
+        seen: dict[str, None] = {}
+        for cell in self.plan.cells:
+            for job in self.plan.cell_jobs(cell):
+                seen.setdefault(job.key, None)
+        for key in self.plan.jobs:
+            seen.setdefault(key, None)
+        return seen
+
+    def _push(self, key: str) -> None:
+        job = self.plan.jobs[key]
+        heapq.heappush(self._ready, (KIND_RANK.get(job.kind, 9), -self.costs.get(key, 1.0), self._order[key], key))
+
+    @property
+    def total(self) -> int:
+        return len(self.plan.jobs)
+
+    def done(self) -> bool:
+        return len(self.results) == self.total
+
+    def has_ready(self) -> bool:
+        return bool(self._ready)
+
+    def pop(self) -> Job:
+        return self.plan.jobs[heapq.heappop(self._ready)[3]]
+
+    def finish(self, result: JobResult) -> list[JobResult]:
+        """Record ``result``; returns the failures it cascades to (its dependents, transitively)."""
+        self.results[result.key] = result
+        cascaded: list[JobResult] = []
+        todo = [result]
+        while todo:
+            current = todo.pop()
+            for dependent in self.dependents.get(current.key, []):
+                if dependent in self.results:
+                    continue
+                if current.ok:
+                    self.waiting[dependent].discard(current.key)
+                    if not self.waiting[dependent]:
+                        self._push(dependent)
+                    continue
+                job = self.plan.jobs[dependent]
+                failed = JobResult(dependent, job.kind, False, error=current.error, label=job.label())
+                self.results[dependent] = failed
+                cascaded.append(failed)
+                todo.append(failed)
+        return cascaded
+
+
+class Retries:
+    """Jobs lost with their worker (killed, out of memory, a node gone): run again, at most ``limit`` times."""
+
+    def __init__(self, limit: int, log) -> None:
+        self.limit = limit
+        self.log = log
+        self.deaths: dict[str, int] = {}
+        self.queue: list[Job] = []
+
+    def lost(self, job: Job, worker: str, why: str) -> JobResult | None:
+        """Queue ``job`` again, or (after ``limit`` losses) the failed result to record."""
+        self.deaths[job.key] = self.deaths.get(job.key, 0) + 1
+        again = self.deaths[job.key] <= self.limit
+        self.log(f"{worker} {why} during {job.label()}; {'running it again' if again else 'giving up'}")
+        if again:
+            self.queue.append(job)
+            return None
+        return JobResult(job.key, job.kind, False, label=job.label(), worker=worker,
+                         error=job.failure(f"WorkerDied: lost with its worker {self.deaths[job.key]} times ({why})"))
