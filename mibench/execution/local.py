@@ -58,7 +58,10 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _worker(name: str, threads: int, device: str, store_root: str, jobs: mp.Queue, results: mp.Queue) -> None:
+def _worker(name: str, threads: int, device: str, store_root: str, jobs: mp.Queue, results: mp.Queue,
+            environ: dict[str, str]) -> None:
+    os.environ.clear()  # the run's environment, not the forkserver's (started earlier, perhaps by another run)
+    os.environ.update(environ)
     set_threads(threads)
     from mibench.engine.devices import resolve_device
 
@@ -117,7 +120,8 @@ class LocalExecutor(Executor):
         device = self.devices[index % len(self.devices)]
         jobs = self._context.Queue()
         process = self._context.Process(target=_worker, name=name, daemon=True,
-                                        args=(name, self.threads, device, str(store.root), jobs, results))
+                                        args=(name, self.threads, device, str(store.root), jobs, results,
+                                              dict(os.environ)))
         process.start()
         return _Worker(name, device, process, jobs)
 
