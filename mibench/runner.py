@@ -128,10 +128,12 @@ class Runner:
         if result.traceback:
             with self.layout.errors_log.open("a") as fh:
                 fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {result.label}\n{result.traceback}\n")
+        where = f" on {result.worker}" if result.worker and not result.worker.endswith(":serial") else ""
         if result.kind == "train" and result.ok and result.value.get("trained"):
             self._summary.trained.append(result.key.split(":", 1)[1])
-            where = f" on {result.worker}" if not result.worker.endswith(":serial") else ""
             self.log(f"       done in {result.seconds:.1f}s{where}: {result.label}")
+        elif result.kind == "attack" and result.ok and where:
+            self.log(f"       attack done in {result.seconds:.1f}s{where}: {result.label}")
 
     # ------------------------------------------------------------------------ rows
 
