@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mibench.engine.metrics import attack_metrics, balanced_accuracy, predict_members, tpr_at_fpr
+from mibench.engine.metrics import attack_metrics, balanced_accuracy, predict_members
+from mibench.engine.uncertainty import tpr_at_fpr as carlini
+
+
+def tpr_at_fpr(member, scores, fpr):
+    """The leaderboard's TPR at a fixed FPR: Carlini et al.'s rule, no interpolation."""
+    return carlini(member, scores, fpr).tpr
 from mibench.sdk.thresholds import best_threshold, per_class_thresholds
 
 # Members score 0.9, 0.4; non-members 0.6, 0.1. Member beats non-member in 3 of 4 pairs.
@@ -33,7 +39,7 @@ def test_tpr_at_fpr_on_a_vertical_segment_takes_its_top():
     assert tpr_at_fpr(member, scores, 0.375) == pytest.approx(0.75)
 
 
-def test_tpr_at_fpr_interpolates_between_vertices():
+def test_tpr_at_fpr_takes_a_vertex_never_an_interpolation():
     # Non-members .8 .6, members .7 .5: vertices (0,0) (.5,0) (.5,.5) (1,.5) (1,1).
     member = np.array([0, 0, 1, 1], bool)
     scores = np.array([0.8, 0.6, 0.7, 0.5])
@@ -44,11 +50,12 @@ def test_tpr_at_fpr_interpolates_between_vertices():
     assert tpr_at_fpr(member, scores, 0.5) == pytest.approx(1.0)
 
 
-def test_tied_scores_give_a_diagonal_roc_segment():
-    # All four samples tie: the ROC is the diagonal, TPR at FPR f is f.
+def test_tied_scores_give_no_tpr_below_their_fpr():
+    # All four samples tie: a threshold admits all (FPR 1) or none, so at FPR 0.3 the TPR is 0
+    # (an interpolated ROC would say 0.3, a rate no threshold achieves).
     member = np.array([1, 1, 0, 0], bool)
     scores = np.zeros(4)
-    assert tpr_at_fpr(member, scores, 0.3) == pytest.approx(0.3)
+    assert tpr_at_fpr(member, scores, 0.3) == 0.0
 
 
 def test_auc_and_tpr_agree_with_sklearn_on_random_scores():
@@ -61,7 +68,9 @@ def test_auc_and_tpr_agree_with_sklearn_on_random_scores():
     best = max(
         (scores[member] >= t).mean() for t in np.unique(scores) if (scores[~member] >= t).mean() <= 0.01
     )
-    assert best - 1e-12 <= m.tpr_at_1pct_fpr <= best + 1.0 / member.sum()
+    assert m.tpr_at_1pct_fpr == best
+    assert m.auc_low < m.auc < m.auc_high and m.tpr_at_1pct_fpr_low <= m.tpr_at_1pct_fpr <= m.tpr_at_1pct_fpr_high
+    assert not m.tpr_at_01pct_resolvable  # about 1,000 non-members allow 1 false positive at 0.1% FPR
 
 
 def test_best_threshold_maximises_balanced_accuracy():

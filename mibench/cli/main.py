@@ -10,6 +10,7 @@ import click
 
 import mibench
 from mibench.cli.common import interrupted
+from mibench.cli.leaderboard_cmd import leaderboard_command
 from mibench.cli.plugins_cmd import plugins_command
 from mibench.cli.roc_cmd import roc_command
 from mibench.cli.run_cmd import run_command
@@ -36,3 +37,4 @@ main.add_command(plugins_command)
 main.add_command(validate_command)
 main.add_command(run_command)
 main.add_command(roc_command)
+main.add_command(leaderboard_command)

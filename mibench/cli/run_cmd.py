@@ -75,11 +75,11 @@ def _report(summary: RunSummary) -> None:
     import pandas as pd
 
     from mibench.engine.layout import RunLayout
+    from mibench.report.tables import render
 
     layout = RunLayout(summary.output_dir)
     board = pd.read_csv(layout.leaderboard_csv)
-    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
-        click.echo(board.to_string(index=False))
+    click.echo(render(board, "auc", "table"))
     click.echo(f"\nresults: {layout.results_csv}\nleaderboard: {layout.leaderboard_csv}")
     if not summary.ok:
         click.echo(f"{len(summary.failures)} of {len(summary.rows)} result rows failed "

@@ -5,38 +5,43 @@ Scores: higher means "more likely a member". Members are the positive class.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score
+
+from mibench.engine.uncertainty import auc_interval, tpr_at_fpr
 
 
 
 @dataclass(frozen=True)
 class AttackMetrics:
+    """Every number a result row reports for one attack on one target, with its 95% interval.
+
+    TPR at a fixed FPR follows Carlini et al. 2022: the highest TPR over thresholds whose
+    FPR is at most the target, no interpolation, so the figures compare with the
+    literature. ``fp_at_01pct_fpr`` is how many non-members that figure's threshold lets
+    through, and ``tpr_at_01pct_resolvable`` is False where fewer than 5 false positives
+    are allowed at 0.1% FPR (fewer than 5,000 non-members): too few to resolve.
+    """
+
     auc: float
+    auc_low: float
+    auc_high: float
     tpr_at_1pct_fpr: float
+    tpr_at_1pct_fpr_low: float
+    tpr_at_1pct_fpr_high: float
     tpr_at_01pct_fpr: float
+    tpr_at_01pct_fpr_low: float
+    tpr_at_01pct_fpr_high: float
+    fp_at_01pct_fpr: int
+    tpr_at_01pct_resolvable: bool
     balanced_accuracy: float
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def tpr_at_fpr(membership: np.ndarray, scores: np.ndarray, fpr: float) -> float:
-    """TPR of the exact ROC curve at the given FPR, interpolated between its vertices.
-
-    The curve is sklearn's, with every threshold kept. Where the curve is vertical
-    at ``fpr`` the top of the segment counts (the best TPR at that FPR); between two
-    vertices the TPR is interpolated linearly (a randomised threshold between them).
-    """
-    fprs, tprs, _ = roc_curve(membership, scores, drop_intermediate=False)
-    i = int(np.searchsorted(fprs, fpr, side="right")) - 1  # last vertex with FPR <= fpr
-    if fprs[i] == fpr or i == len(fprs) - 1:
-        return float(tprs[i])
-    share = (fpr - fprs[i]) / (fprs[i + 1] - fprs[i])
-    return float(tprs[i] + share * (tprs[i + 1] - tprs[i]))
 
 
 def predict_members(
@@ -73,9 +78,15 @@ def attack_metrics(
         if thresholds is not None
         else float("nan")
     )
+    try:
+        auc, auc_low, auc_high = auc_interval(membership, scores)
+    except ValueError:  # a single member or non-member: no variance to estimate
+        auc, auc_low, auc_high = float(roc_auc_score(membership, scores)), math.nan, math.nan
+    at1, at01 = tpr_at_fpr(membership, scores, 0.01), tpr_at_fpr(membership, scores, 0.001)
     return AttackMetrics(
-        auc=float(roc_auc_score(membership, scores)),
-        tpr_at_1pct_fpr=tpr_at_fpr(membership, scores, 0.01),
-        tpr_at_01pct_fpr=tpr_at_fpr(membership, scores, 0.001),
+        auc=auc, auc_low=auc_low, auc_high=auc_high,
+        tpr_at_1pct_fpr=at1.tpr, tpr_at_1pct_fpr_low=at1.low, tpr_at_1pct_fpr_high=at1.high,
+        tpr_at_01pct_fpr=at01.tpr, tpr_at_01pct_fpr_low=at01.low, tpr_at_01pct_fpr_high=at01.high,
+        fp_at_01pct_fpr=int(at01.false_positives), tpr_at_01pct_resolvable=bool(at01.resolvable),
         balanced_accuracy=bal,
     )

@@ -43,6 +43,14 @@ class ResultRow(BaseModel):
     tpr_at_1pct_fpr: float = math.nan
     tpr_at_0_1pct_fpr: float = math.nan
     balanced_acc: float = math.nan
+    auc_low: float = math.nan  # 95% intervals: DeLong for the AUC, Clopper-Pearson for the TPRs
+    auc_high: float = math.nan
+    tpr_at_1pct_fpr_low: float = math.nan
+    tpr_at_1pct_fpr_high: float = math.nan
+    tpr_at_0_1pct_fpr_low: float = math.nan
+    tpr_at_0_1pct_fpr_high: float = math.nan
+    fp_at_0_1pct_fpr: int = 0  # non-members above the 0.1%-FPR threshold: what that TPR rests on
+    tpr_at_0_1pct_fpr_resolvable: bool = False  # at least 5 false positives allowed at this size
     n_members: int = 0
     n_nonmembers: int = 0
     defense_info: str = "{}"
@@ -63,12 +71,17 @@ def rows_frame(rows: list[ResultRow]) -> pd.DataFrame:
     return pd.DataFrame([r.model_dump() for r in rows], columns=COLUMNS)
 
 
+# Metric columns of the leaderboard: result column -> short prefix of its leaderboard columns.
+METRICS = {"auc": "auc", "tpr_at_1pct_fpr": "tpr1pct", "tpr_at_0_1pct_fpr": "tpr01pct", "balanced_acc": "balacc"}
+
+
 def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, architecture, defense config): accuracies and each attack's
-    AUC, mean and standard deviation over seeds (the shape of the paper's Table 1).
+    """One row per (dataset, architecture, defense config): accuracies and, per attack, its AUC, TPR at
+    1% and 0.1% FPR and balanced accuracy, each as mean and standard deviation over seeds (the shape of
+    the paper's Table 1): ``auc_<attack>_mean``, ``tpr1pct_<attack>_std``, ...
 
     ``failed_cells`` counts the seeds of a config with any failed row; failed rows are
-    left out of the means.
+    left out of the means. With merged runs, ``conflicts`` counts rows whose runs disagree.
     """
     board = results.groupby(GROUP, sort=False).size().rename("rows").to_frame()
     failed = results[results["status"] == "failed"].groupby(GROUP)["seed"].nunique()  # cells: one per seed
@@ -83,16 +96,63 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
             test_acc_mean=("test_acc", "mean"),
             test_acc_std=("test_acc", "std"),
         )
-        auc = ok.pivot_table(index=GROUP, columns="attack", values="auc", aggfunc=["mean", "std"],
-                             sort=False, dropna=False)
-        auc.columns = [f"auc_{attack}_{stat}" for stat, attack in auc.columns]
+        board = board.join(acc)
         attacks = list(dict.fromkeys(ok["attack"]))
-        board = board.join(acc).join(auc[[f"auc_{a}_{stat}" for a in attacks for stat in ("mean", "std")]])
+        for column, prefix in METRICS.items():
+            table = ok.pivot_table(index=GROUP, columns="attack", values=column, aggfunc=["mean", "std"],
+                                   sort=False, dropna=False)
+            table.columns = [f"{prefix}_{attack}_{stat}" for stat, attack in table.columns]
+            board = board.join(table[[f"{prefix}_{a}_{stat}" for a in attacks for stat in ("mean", "std")]])
     board = board.reset_index().drop(columns="rows")
     if "seeds" in board:
         board["seeds"] = board["seeds"].fillna(0).astype(int)
+    board = _privacy_columns(board, attacks if not ok.empty else [])
+    if "conflict" in results:
+        conflicts = results[results["conflict"] == True].groupby(GROUP).size()  # noqa: E712 - a column of bools
+        board["conflicts"] = conflicts.reindex(pd.MultiIndex.from_frame(board[GROUP])).fillna(0).astype(int).values
     failed = board.pop("failed_cells")
     board["failed_cells"] = failed
+    return board
+
+
+BASELINE = "ce"  # the plain-training defense whose test accuracy is the cost's reference
+
+
+def _argmax_attack(values: pd.DataFrame, prefix: str) -> pd.Series:
+    """The attack of each row's highest value (None for a row with no value: all its cells failed)."""
+    best = values.fillna(-float("inf")).idxmax(axis=1).str[len(prefix):-len("_mean")]
+    return best.where(values.notna().any(axis=1), None)
+
+
+def _privacy_columns(board: pd.DataFrame, attacks: list[str], baseline: str = BASELINE) -> pd.DataFrame:
+    """Privacy in one column, its accuracy cost, and the Pareto front.
+
+    - ``strongest_auc`` / ``strongest_auc_attack``: the highest mean AUC over the attacks run;
+      ``strongest_tpr01pct`` / ``..._attack``: the highest mean TPR at 0.1% FPR.
+    - ``acc_cost``: test accuracy of the ``ce`` row of the same dataset and architecture
+      (plain training) minus this row's.
+    - ``pareto``: no other config of the same dataset and architecture has a test accuracy at
+      least as high and a strongest-attack AUC at least as low, one of them strictly.
+    """
+    if not attacks or "test_acc_mean" not in board:
+        return board
+    auc = board[[f"auc_{a}_mean" for a in attacks]]
+    tpr = board[[f"tpr01pct_{a}_mean" for a in attacks]]
+    board["strongest_auc"] = auc.max(axis=1)
+    board["strongest_auc_attack"] = _argmax_attack(auc, "auc_")
+    board["strongest_tpr01pct"] = tpr.max(axis=1)
+    board["strongest_tpr01pct_attack"] = _argmax_attack(tpr, "tpr01pct_")
+    key = ["dataset", "architecture"]
+    plain = board[board["defense"] == baseline].groupby(key)["test_acc_mean"].first()
+    reference = pd.MultiIndex.from_frame(board[key]).map(lambda k: plain.get(k, float("nan")))
+    board["acc_cost"] = reference.to_numpy(dtype=float) - board["test_acc_mean"].to_numpy(dtype=float)
+    pareto = []
+    for i, row in board.iterrows():
+        peers = board[(board["dataset"] == row["dataset"]) & (board["architecture"] == row["architecture"])]
+        dominated = ((peers["test_acc_mean"] >= row["test_acc_mean"]) & (peers["strongest_auc"] <= row["strongest_auc"])
+                     & ((peers["test_acc_mean"] > row["test_acc_mean"]) | (peers["strongest_auc"] < row["strongest_auc"])))
+        pareto.append(bool(not dominated.any()) if pd.notna(row["strongest_auc"]) else False)
+    board["pareto"] = pareto
     return board
 
 

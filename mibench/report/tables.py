@@ -1,0 +1,115 @@
+"""The leaderboard as text: a compact terminal table, CSV, Markdown or LaTeX in the paper's Table 1 shape.
+
+Rows are (dataset, architecture, defense config); columns are test accuracy and, for
+one chosen metric, each attack's value as ``mean ± std`` over seeds (the spread left
+out with a single seed, where ``n=1`` says so).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from mibench.report.results import METRICS
+
+METRIC_CHOICES = {"auc": "auc", "tpr@1%": "tpr_at_1pct_fpr", "tpr@0.1%": "tpr_at_0_1pct_fpr",
+                  "balanced-acc": "balanced_acc"}
+WIDTH = 100
+
+
+def _value(mean: float, std: float, digits: int = 3) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def table_one(board: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
+    """The leaderboard in Table 1's shape for ``metric`` (a key of METRIC_CHOICES): strings, one row a config."""
+    prefix = METRICS[METRIC_CHOICES[metric]]
+    attacks = list(dict.fromkeys(c[len(prefix) + 1 : -5] for c in board.columns
+                                 if c.startswith(prefix + "_") and c.endswith("_mean")))
+    rows = []
+    for _, r in board.iterrows():
+        row = {"dataset": r["dataset"], "model": r["architecture"], "defense": r["defense"],
+               "seeds": int(r.get("seeds", 0) or 0), "test acc": _value(r.get("test_acc_mean"), r.get("test_acc_std"))}
+        for attack in attacks:
+            row[f"{attack} {metric}"] = _value(r.get(f"{prefix}_{attack}_mean"), r.get(f"{prefix}_{attack}_std"))
+        if "strongest_auc" in r and pd.notna(r["strongest_auc"]):
+            row["strongest auc"] = f"{r['strongest_auc']:.3f} ({r['strongest_auc_attack']})"
+            row["pareto"] = "*" if r.get("pareto") in (True, "True") else ""
+        if int(r.get("conflicts", 0) or 0):
+            row["note"] = f"{int(r['conflicts'])} conflicting rows"
+        if int(r.get("failed_cells", 0) or 0):
+            row["note"] = (row.get("note", "") + f" {int(r['failed_cells'])} failed cells").strip()
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    notes = table.pop("note") if "note" in table else None
+    table = table.fillna("-")
+    if notes is not None:
+        table["note"] = notes  # NaN where there is nothing to say
+    return table
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in table.columns) + " |"
+    body = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in table.fillna("").values]
+    return "\n".join([header, rule, *body])
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("±", r"$\pm$")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(table: pd.DataFrame) -> str:
+    cols = "lll" + "r" * (len(table.columns) - 3)
+    lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             " & ".join(_latex_escape(str(c)) for c in table.columns) + r" \\", r"\midrule"]
+    for row in table.fillna("").values:
+        lines.append(" & ".join(_latex_escape(str(v)) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines)
+
+
+def to_terminal(table: pd.DataFrame, width: int = WIDTH) -> str:
+    """A plain table that fits ``width`` columns: long labels are shortened, attacks wrap into blocks."""
+    fixed = ["dataset", "model", "defense", "test acc"]
+    attack_cols = [c for c in table.columns if c not in fixed + ["seeds", "note"]]
+    short = table.copy()
+    for col, limit in (("dataset", 20), ("model", 18), ("defense", 26)):
+        short[col] = short[col].astype(str).map(lambda s, n=limit: s if len(s) <= n else s[: n - 1] + "…")
+    blocks, current = [], []
+    base = sum(max(short[c].astype(str).map(len).max(), len(c)) + 2 for c in fixed)
+    used = base
+    for col in attack_cols:
+        w = max(short[col].astype(str).map(len).max(), len(col)) + 2
+        if current and used + w > width:
+            blocks.append(current)
+            current, used = [], base
+        current.append(col)
+        used += w
+    blocks.append(current)
+    out = []
+    for block in blocks:
+        out.append(short[fixed + block].to_string(index=False))
+    if "note" in short:
+        notes = short.dropna(subset=["note"])
+        out += [f"note: {r['defense']}: {r['note']}" for _, r in notes.iterrows()]
+    return "\n\n".join(out)
+
+
+def render(board: pd.DataFrame, metric: str = "auc", fmt: str = "table") -> str:
+    if fmt == "csv":
+        return board.to_csv(index=False, float_format="%.6g")
+    table = table_one(board, metric)
+    if fmt == "md":
+        return to_markdown(table)
+    if fmt == "latex":
+        return to_latex(table)
+    return to_terminal(table)
