@@ -12,6 +12,7 @@ import mibench
 from mibench.cli.common import interrupted
 from mibench.cli.leaderboard_cmd import leaderboard_command
 from mibench.cli.plugins_cmd import plugins_command
+from mibench.cli.report_cmd import report_command
 from mibench.cli.roc_cmd import roc_command
 from mibench.cli.run_cmd import run_command
 from mibench.cli.validate_cmd import validate_command
@@ -38,3 +39,4 @@ main.add_command(validate_command)
 main.add_command(run_command)
 main.add_command(roc_command)
 main.add_command(leaderboard_command)
+main.add_command(report_command)

@@ -45,10 +45,11 @@ def execution_settings(grid_settings, options: dict):
 @click.option("--threads-per-job", type=click.IntRange(1, 1024),
               help="CPU threads per job (default 1 on a CPU, cores / workers with GPUs); recorded in run.json.")
 @click.option("--ray-address", help="Address of an existing Ray cluster (default: start a local one).")
+@click.option("--no-report", is_flag=True, help="Do not write report.html (the HTML report) into the run directory.")
 @reports_errors
 def run_command(grid_file: str, output: Path | None, device: str | None, executor: str | None,
                 workers: int | None, devices: str | None, jobs_per_device: int | None,
-                threads_per_job: int | None, ray_address: str | None) -> None:
+                threads_per_job: int | None, ray_address: str | None, no_report: bool) -> None:
     """Run GRID_FILE. Finished work in the output directory is reused, never redone.
 
     Execution settings come from the grid's ``execution:`` block; options given here win.
@@ -66,12 +67,27 @@ def run_command(grid_file: str, output: Path | None, device: str | None, executo
         runner = Runner(resolved, registry(), output, execution=execution)
         output_dir = runner.output_dir
         summary = runner.run()
-        _report(summary)
+        _report(summary, page=not no_report)
     except KeyboardInterrupt:
         interrupted(output_dir)
 
 
-def _report(summary: RunSummary) -> None:
+def _write_page(output_dir: Path) -> None:
+    """Write report.html into the run directory; a failure prints one error line and never fails the run."""
+    try:
+        from mibench.report.page import REPORT_NAME, write_report
+
+        path = write_report([Path(output_dir)], Path(output_dir) / REPORT_NAME)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the run's results are written; the page is a convenience
+        click.echo(f"error: could not write the HTML report: {type(exc).__name__}: "
+                   f"{' '.join(str(exc).split())[:200]}", err=True)
+        return
+    click.echo(f"report: {path}")
+
+
+def _report(summary: RunSummary, page: bool = True) -> None:
     import pandas as pd
 
     from mibench.engine.layout import RunLayout
@@ -81,6 +97,8 @@ def _report(summary: RunSummary) -> None:
     board = pd.read_csv(layout.leaderboard_csv)
     click.echo(render(board, "auc", "table"))
     click.echo(f"\nresults: {layout.results_csv}\nleaderboard: {layout.leaderboard_csv}")
+    if page:
+        _write_page(summary.output_dir)
     if not summary.ok:
         click.echo(f"{len(summary.failures)} of {len(summary.rows)} result rows failed "
                    "(details in results.csv and errors.log):", err=True)

@@ -6,6 +6,7 @@ Nothing is retrained or re-attacked: every result row names the stored output
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,30 @@ def roc_points(store: Store, key: str) -> tuple[np.ndarray, np.ndarray]:
     arrays = store.load_arrays("attacks", key)
     fpr, tpr, _ = roc_curve(arrays["membership"], arrays["scores"])
     return fpr, tpr
+
+
+def roc_figure(rows: pd.DataFrame, points: Callable[[pd.Series], tuple[np.ndarray, np.ndarray]], title: str):
+    """A log-log ROC figure (matplotlib): a curve per row (``points(row)`` gives its FPR and TPR) and the diagonal.
+
+    Rates are floored at one non-member (``1 / n_nonmembers``) so that a log axis can show them.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    floor = 1.0 / max(int(rows["n_nonmembers"].max()), 1)
+    for _, row in rows.iterrows():
+        fpr, tpr = points(row)
+        ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=f"{row['defense']} (AUC {row['auc']:.3f})")
+    ax.plot([floor, 1], [floor, 1], "k:", linewidth=0.8, label="chance")
+    ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1), xlabel="false positive rate",
+           ylabel="true positive rate", title=title)
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
 
 
 def draw_rocs(run_dir: Path, seed: int | None = None) -> list[Path]:
@@ -46,16 +71,8 @@ def draw_rocs(run_dir: Path, seed: int | None = None) -> list[Path]:
     out_dir.mkdir(exist_ok=True)
     paths = []
     for (dataset, architecture, attack), rows in results.groupby(["dataset", "architecture", "attack"], sort=False):
-        fig, ax = plt.subplots(figsize=(5, 5))
-        floor = 1.0 / max(int(rows["n_nonmembers"].max()), 1)
-        for _, row in rows.iterrows():
-            fpr, tpr = roc_points(store, row["attack_output"])
-            ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=f"{row['defense']} (AUC {row['auc']:.3f})")
-        ax.plot([floor, 1], [floor, 1], "k:", linewidth=0.8, label="chance")
-        ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1), xlabel="false positive rate",
-               ylabel="true positive rate", title=f"{attack} on {dataset} / {architecture}, seed {seed}")
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
+        fig = roc_figure(rows, lambda row: roc_points(store, row["attack_output"]),
+                         f"{attack} on {dataset} / {architecture}, seed {seed}")
         name = "roc-" + "-".join(str(p) for p in (dataset, architecture, attack))
         path = out_dir / ("".join(c if c.isalnum() or c in "-_.=" else "_" for c in name) + ".png")
         fig.savefig(path, dpi=120)
