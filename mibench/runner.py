@@ -125,6 +125,12 @@ class Runner:
             self.log(f"attack {job.label()}" + (f" [{worker}]" if worker != "serial" else ""))
 
     def _record(self, result: JobResult) -> None:
+        try:
+            with self.layout.jobs_log.open("a") as fh:
+                fh.write(json.dumps({"kind": result.kind, "label": result.label, "seconds": round(result.seconds, 3),
+                                     "worker": result.worker, "ok": result.ok, "key": result.key}) + "\n")
+        except OSError:  # the job record is for reports only; its loss must not stop the run
+            pass
         if result.traceback:
             with self.layout.errors_log.open("a") as fh:
                 fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {result.label}\n{result.traceback}\n")

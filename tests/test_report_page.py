@@ -89,6 +89,9 @@ def test_run_section_and_figures(page, run_dir):
     assert "digits-report" in text and info["torch_version"] in text and info["mibench_version"] in text
     seconds = sum(json.loads(p.read_text())["train_seconds"] for p in (run_dir / "store" / "models").glob("*.json"))
     assert f"{seconds:.1f} s over 9 trained models" in text
+    jobs = [json.loads(line) for line in (run_dir / "jobs.jsonl").read_text().splitlines()]
+    trains = [j["seconds"] for j in jobs if j["kind"] == "train"]
+    assert len(trains) == 9 and f"train {sum(trains):.1f} s (9 jobs)" in text  # time per job kind
     # 1 privacy-utility figure (digits / mlp), 2 ROC figures (one per attack), 1 histogram grid.
     assert text.count("<svg") == 4
     assert text.count('<figure class="privacy-utility">') == 1

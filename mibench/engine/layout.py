@@ -4,6 +4,7 @@
     <run>/results.csv       one row per target x attack
     <run>/leaderboard.csv   one row per dataset x architecture x defense config
     <run>/errors.log        tracebacks of failed jobs
+    <run>/jobs.jsonl        one line per finished job: kind, label, seconds, worker, ok
     <run>/plots/            figures drawn from the stored outputs
     <run>/store/            content-addressed job outputs (models, predictions, attacks, splits)
     <run>/.mibench-run      marks the directory as a mibench run directory
@@ -51,6 +52,10 @@ class RunLayout:
     @property
     def errors_log(self) -> Path:
         return self.root / "errors.log"
+
+    @property
+    def jobs_log(self) -> Path:
+        return self.root / "jobs.jsonl"
 
     @property
     def plots_dir(self) -> Path:

@@ -103,6 +103,17 @@ def _run_section(run_dirs: list[Path]) -> str:
                          f"{', '.join(map(str, execution.get('devices', []))) or '?'}"),
             ("training time", f"{seconds:.1f} s over {models} trained models (targets and shadows)"),
         ]
+        per_kind: dict[str, list[float]] = {}
+        try:
+            for line in layout.jobs_log.read_text().splitlines():
+                job = json.loads(line)
+                if job.get("worker") and job.get("seconds") is not None:
+                    per_kind.setdefault(job["kind"], []).append(float(job["seconds"]))
+        except (OSError, ValueError):
+            pass
+        if per_kind:
+            items.append(("time per job kind", ", ".join(f"{kind} {sum(v):.1f} s ({len(v)} jobs)"
+                                                         for kind, v in sorted(per_kind.items()))))
         plan = info.get("plan")
         if isinstance(plan, dict):
             items.append(("plan", ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in plan.items())))

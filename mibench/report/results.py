@@ -98,11 +98,18 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
         )
         board = board.join(acc)
         attacks = list(dict.fromkeys(ok["attack"]))
+        intervals = ok.pivot_table(index=GROUP, columns="attack", values=["auc_low", "auc_high"], aggfunc="mean",
+                                   sort=False, dropna=False) if "auc_low" in ok else None
+        if intervals is not None:  # with one seed, the AUC's own 95% interval (DeLong)
+            intervals.columns = [f"auc_{attack}_{stat[4:]}" for stat, attack in intervals.columns]
         for column, prefix in METRICS.items():
             table = ok.pivot_table(index=GROUP, columns="attack", values=column, aggfunc=["mean", "std"],
                                    sort=False, dropna=False)
             table.columns = [f"{prefix}_{attack}_{stat}" for stat, attack in table.columns]
             board = board.join(table[[f"{prefix}_{a}_{stat}" for a in attacks for stat in ("mean", "std")]])
+        if intervals is not None:
+            board = board.join(intervals[[c for a in attacks for c in (f"auc_{a}_low", f"auc_{a}_high")
+                                          if c in intervals]])
     board = board.reset_index().drop(columns="rows")
     if "seeds" in board:
         board["seeds"] = board["seeds"].fillna(0).astype(int)

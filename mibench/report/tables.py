@@ -36,7 +36,11 @@ def table_one(board: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
         row = {"dataset": r["dataset"], "model": r["architecture"], "defense": r["defense"],
                "seeds": int(r.get("seeds", 0) or 0), "test acc": _value(r.get("test_acc_mean"), r.get("test_acc_std"))}
         for attack in attacks:
-            row[f"{attack} {metric}"] = _value(r.get(f"{prefix}_{attack}_mean"), r.get(f"{prefix}_{attack}_std"))
+            value = _value(r.get(f"{prefix}_{attack}_mean"), r.get(f"{prefix}_{attack}_std"))
+            low, high = r.get(f"auc_{attack}_low"), r.get(f"auc_{attack}_high")
+            if prefix == "auc" and int(r.get("seeds", 0) or 0) == 1 and pd.notna(low) and pd.notna(high):
+                value += f" [{low:.3f}, {high:.3f}]"  # one seed: its 95% DeLong interval instead of a spread
+            row[f"{attack} {metric}"] = value
         if "strongest_auc" in r and pd.notna(r["strongest_auc"]):
             row["strongest auc"] = f"{r['strongest_auc']:.3f} ({r['strongest_auc_attack']})"
             row["pareto"] = "*" if r.get("pareto") in (True, "True") else ""
