@@ -153,7 +153,7 @@ class Runner:
                 continue
             metrics = result.value["metrics"]
             # An ok row never carries a non-finite AUC or TPR (they would go into the leaderboard means).
-            bad = [k for k in ("auc", "tpr_at_1pct_fpr", "tpr_at_01pct_fpr") if not math.isfinite(metrics[k])]
+            bad = [k for k in ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr") if not math.isfinite(metrics[k])]
             if bad:
                 rows.append(self._row(cell, attack, error=attack.failure(
                     "AssertionError: non-finite metrics " + ", ".join(f"{k}={metrics[k]}" for k in bad))))
@@ -163,18 +163,7 @@ class Runner:
                 threshold_mode=result.value["threshold_mode"],
                 train_acc=target.value["train_acc"],
                 test_acc=target.value["test_acc"],
-                auc=metrics["auc"],
-                tpr_at_1pct_fpr=metrics["tpr_at_1pct_fpr"],
-                tpr_at_0_1pct_fpr=metrics["tpr_at_01pct_fpr"],
-                auc_low=metrics["auc_low"],
-                auc_high=metrics["auc_high"],
-                tpr_at_1pct_fpr_low=metrics["tpr_at_1pct_fpr_low"],
-                tpr_at_1pct_fpr_high=metrics["tpr_at_1pct_fpr_high"],
-                tpr_at_0_1pct_fpr_low=metrics["tpr_at_01pct_fpr_low"],
-                tpr_at_0_1pct_fpr_high=metrics["tpr_at_01pct_fpr_high"],
-                fp_at_0_1pct_fpr=metrics["fp_at_01pct_fpr"],
-                tpr_at_0_1pct_fpr_resolvable=metrics["tpr_at_01pct_resolvable"],
-                balanced_acc=metrics["balanced_accuracy"],
+                **metrics,
                 n_members=result.value["n_members"],
                 n_nonmembers=result.value["n_nonmembers"],
                 defense_info=json.dumps(target.value["info"], sort_keys=True),

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from mibench.config.plugin_config import PluginConfig
+from mibench.config.seeds import derived_seed
 from mibench.engine.access import ModelAccess, TargetView, open_model
 from mibench.engine.metrics import attack_metrics
-from mibench.engine.models import ModelRef, TrainingRun, build_model, derived_seed
+from mibench.engine.models import ModelRef, TrainingRun, build_model
 from mibench.engine.pools import load_pool, protocol
 from mibench.engine.store import Store, stable_hash
 from mibench.registry.code import engine_digest
@@ -294,7 +295,7 @@ class AttackJob(Job):
         metrics = attack_metrics(out["membership"], out["scores"], out["labels"], out["thresholds"])
         membership = out["membership"].astype(bool)
         return {
-            "metrics": metrics.as_dict(),
+            "metrics": metrics.as_row(),
             "threshold_mode": out["threshold_mode"],
             "n_members": int(membership.sum()),
             "n_nonmembers": int((~membership).sum()),

@@ -40,8 +40,19 @@ class AttackMetrics:
     tpr_at_01pct_resolvable: bool
     balanced_accuracy: float
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_row(self) -> dict[str, Any]:
+        """The metrics under the names of the result row's columns (``mibench.report.results.ResultRow``)."""
+        return {ROW_NAMES.get(k, k): v for k, v in asdict(self).items()}
+
+
+ROW_NAMES = {
+    "tpr_at_01pct_fpr": "tpr_at_0_1pct_fpr",
+    "tpr_at_01pct_fpr_low": "tpr_at_0_1pct_fpr_low",
+    "tpr_at_01pct_fpr_high": "tpr_at_0_1pct_fpr_high",
+    "fp_at_01pct_fpr": "fp_at_0_1pct_fpr",
+    "tpr_at_01pct_resolvable": "tpr_at_0_1pct_fpr_resolvable",
+    "balanced_accuracy": "balanced_acc",
+}
 
 
 def predict_members(

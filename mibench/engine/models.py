@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from mibench.config.plugin_config import PluginConfig
-from mibench.config.seeds import derived_seed  # noqa: F401 - the engine's seeds come from one place
 from mibench.engine.store import stable_hash
 from mibench.registry.code import engine_digest
 from mibench.sdk import Pool, TrainingConfig, result_dump

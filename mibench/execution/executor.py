@@ -16,6 +16,7 @@ import socket
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -56,6 +57,25 @@ class JobResult:
     worker: str = ""
 
 
+class ModelCache:
+    """Opens each model once and keeps the ``size`` most recently used (None: all), so the jobs of a
+    cell read a model from disk once; an opener for :class:`~mibench.engine.jobs.JobContext`."""
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = size
+        self._opened: OrderedDict[tuple[str, str], ModelAccess] = OrderedDict()
+
+    def __call__(self, store: Store, ref: ModelRef, device: torch.device) -> ModelAccess:
+        key = (str(store.root), ref.key)
+        if key in self._opened:
+            self._opened.move_to_end(key)
+        else:
+            self._opened[key] = open_model(store, ref, device)
+            while self.size is not None and len(self._opened) > self.size:
+                self._opened.popitem(last=False)
+        return self._opened[key]
+
+
 class Executor(ABC):
     """Runs a plan's jobs; yields a result per job as it finishes."""
 
@@ -87,14 +107,7 @@ class SerialExecutor(Executor):
     def run(self, plan: Plan, store: Store, device: torch.device) -> Iterator[JobResult]:
         done: dict[str, JobResult] = {}
         for cell in plan.cells:
-            opened: dict[str, ModelAccess] = {}
-
-            def open_once(store: Store, ref: ModelRef, device: torch.device) -> ModelAccess:
-                if ref.key not in opened:
-                    opened[ref.key] = open_model(store, ref, device)
-                return opened[ref.key]
-
-            ctx = JobContext(store, device, open_once)
+            ctx = JobContext(store, device, ModelCache())  # a fresh cache per cell
             for job in plan.cell_jobs(cell):
                 if job.key in done:
                     continue

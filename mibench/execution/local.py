@@ -19,18 +19,15 @@ import os
 import queue
 import socket
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
 
-from mibench.engine.access import ModelAccess, open_model
 from mibench.engine.jobs import Job, JobContext
-from mibench.engine.models import ModelRef
 from mibench.engine.plan import Plan
 from mibench.engine.store import Store
-from mibench.execution.executor import Executor, JobResult, run_job
+from mibench.execution.executor import Executor, JobResult, ModelCache, run_job
 from mibench.execution.scheduler import Retries, Scheduler
 
 StartHook = Callable[[Job, str], None]
@@ -67,18 +64,7 @@ def _worker(name: str, threads: int, device: str, store_root: str, jobs: mp.Queu
 
     dev = resolve_device(device)
     store = Store(store_root, report=lambda message: results.put(("log", name, message)))
-    opened: OrderedDict[str, ModelAccess] = OrderedDict()
-
-    def open_cached(store: Store, ref: ModelRef, device: torch.device) -> ModelAccess:
-        if ref.key in opened:
-            opened.move_to_end(ref.key)
-        else:
-            opened[ref.key] = open_model(store, ref, device)
-            while len(opened) > MODELS_KEPT:
-                opened.popitem(last=False)
-        return opened[ref.key]
-
-    ctx = JobContext(store, dev, open_cached)
+    ctx = JobContext(store, dev, ModelCache(MODELS_KEPT))
     results.put(("ready", name, torch.get_num_threads()))
     while True:
         job = jobs.get()

@@ -16,24 +16,21 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections import OrderedDict
 from typing import Callable, Iterator
 
 import torch
 
-from mibench.engine.access import ModelAccess, open_model
 from mibench.engine.jobs import Job, JobContext
 from mibench.engine.layout import RunDirError
-from mibench.engine.models import ModelRef
 from mibench.engine.plan import Plan
 from mibench.engine.store import Store
-from mibench.execution.executor import ExecutionError, Executor, JobResult, run_job
+from mibench.execution.executor import ExecutionError, Executor, JobResult, ModelCache, run_job
 from mibench.execution.scheduler import Retries, Scheduler
 
 INSTALL_HINT = "the ray executor needs Ray: pip install 'mibench[ray]'"
 PROBE_TIMEOUT_S = 120
 MODELS_KEPT = 8
-_opened: OrderedDict[str, ModelAccess] = OrderedDict()  # per Ray worker process, across its tasks
+_models = ModelCache(MODELS_KEPT)  # per Ray worker process, across its tasks
 
 
 def _ray():
@@ -53,18 +50,8 @@ def _run_task(job: Job, store_root: str, device: str, threads: int) -> JobResult
     messages: list[str] = []
     store = Store(store_root, report=messages.append)
 
-    def open_cached(store: Store, ref: ModelRef, dev: torch.device) -> ModelAccess:
-        key = f"{store.root}|{ref.key}"
-        if key in _opened:
-            _opened.move_to_end(key)
-        else:
-            _opened[key] = open_model(store, ref, dev)
-            while len(_opened) > MODELS_KEPT:
-                _opened.popitem(last=False)
-        return _opened[key]
-
     name = f"{socket.gethostname()}:ray-{os.getpid()}"
-    result = run_job(job, JobContext(store, resolve_device(device), open_cached), name)
+    result = run_job(job, JobContext(store, resolve_device(device), _models), name)
     if messages:
         result.value = {**result.value, "store_messages": messages}
     return result
