@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 import mibench
 from mibench.config.resolve import ResolvedGrid
 from mibench.engine.devices import resolve_device
-from mibench.engine.jobs import Job, JobContext, TrainJob, model_stored
+from mibench.engine.jobs import AttackJob, Job, JobContext, TrainJob, model_stored, pool_outputs
+from mibench.engine.metrics import attack_metrics
 from mibench.engine.layout import RunLayout
 from mibench.engine.plan import Cell, Plan, build_plan, predict_key
 from mibench.engine.store import stable_hash
@@ -54,6 +56,15 @@ class RunSummary:
         return not self.failures
 
 
+def _non_finite(metrics: dict[str, Any]) -> str:
+    """The AUC and TPR metrics that are not finite, as 'name=value, ...' ('' when all are).
+
+    An ok row never carries one: they would go into the leaderboard's means.
+    """
+    bad = [k for k in ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr") if not math.isfinite(metrics[k])]
+    return ", ".join(f"{k}={metrics[k]}" for k in bad)
+
+
 class Runner:
     def __init__(self, resolved: ResolvedGrid, registry: Registry, output_dir: Path | None = None,
                  log: Log = _stderr, executor: Executor | None = None,
@@ -76,6 +87,7 @@ class Runner:
             self.execution_plan = ExecutionPlan("serial", 1, torch.get_num_threads(), (str(self.device),), 1)
         self.executor = executor or SerialExecutor(on_start=lambda job: self._on_start(job, "serial"))
         self._summary = RunSummary(self.output_dir, [])
+        self._per_target: dict[tuple[int, Any], list[ResultRow]] = {}  # pool protocol: (cell, attack) -> rows
 
     # ------------------------------------------------------------------ provenance
 
@@ -144,34 +156,82 @@ class Runner:
     # ------------------------------------------------------------------------ rows
 
     def _cell_rows(self, cell: Cell, results: dict[str, JobResult]) -> list[ResultRow]:
-        target = results.get(predict_key(cell.target))
+        """The cell's result rows: one per attack (pool protocol: pooled over the targets; see :meth:`_pool_row`)."""
         rows = []
-        for attack in cell.attacks:
-            result = results[attack.key]
-            if not result.ok:
-                rows.append(self._row(cell, attack, error=result.error))
-                continue
-            metrics = result.value["metrics"]
-            # An ok row never carries a non-finite AUC or TPR (they would go into the leaderboard means).
-            bad = [k for k in ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr") if not math.isfinite(metrics[k])]
-            if bad:
-                rows.append(self._row(cell, attack, error=attack.failure(
-                    "AssertionError: non-finite metrics " + ", ".join(f"{k}={metrics[k]}" for k in bad))))
-                continue
-            rows.append(self._row(
-                cell, attack,
-                threshold_mode=result.value["threshold_mode"],
-                train_acc=target.value["train_acc"],
-                test_acc=target.value["test_acc"],
-                **metrics,
-                n_members=result.value["n_members"],
-                n_nonmembers=result.value["n_nonmembers"],
-                defense_info=json.dumps(target.value["info"], sort_keys=True),
-            ))
+        for group in cell.attack_groups():
+            if self.grid.protocol == "pool":
+                rows.append(self._pool_row(cell, group, results))
+            else:
+                rows.append(self._attack_row(cell, group[0], results))
         return rows
 
-    def _row(self, cell: Cell, attack, error: str = "", **values: Any) -> ResultRow:
-        if error:
+    def _attack_row(self, cell: Cell, attack: AttackJob, results: dict[str, JobResult],
+                    report: bool = True) -> ResultRow:
+        """One attack job against one target (the paper's protocol; a pool's per-target row).
+
+        ``report``: a failure counts among the run's failures (a pool reports it once, pooled).
+        """
+        target = results.get(predict_key(attack.target))
+        result = results[attack.key]
+        if not result.ok:
+            return self._row(cell, attack, error=result.error, report=report)
+        metrics = result.value["metrics"]
+        bad = _non_finite(metrics)
+        if bad:
+            return self._row(cell, attack, error=attack.failure("AssertionError: non-finite metrics " + bad),
+                             report=report)
+        return self._row(
+            cell, attack,
+            threshold_mode=result.value["threshold_mode"],
+            train_acc=target.value["train_acc"],
+            test_acc=target.value["test_acc"],
+            **metrics,
+            n_members=result.value["n_members"],
+            n_nonmembers=result.value["n_nonmembers"],
+            defense_info=json.dumps(target.value["info"], sort_keys=True),
+        )
+
+    def _pool_row(self, cell: Cell, group: list[AttackJob], results: dict[str, JobResult]) -> ResultRow:
+        """One attack against every model of a pool: the pooled ROC's metrics, the spread over targets.
+
+        Each per-target row goes to per_target.csv; the pooled scores are stored as an
+        attack output of their own (its key in ``attack_output``), so ROC curves and the
+        exposure list read them like any other.
+        """
+        per_target = [self._attack_row(cell, job, results, report=False) for job in group]
+        self._per_target[(id(cell), group[0].attack)] = per_target
+        failed = [r for r in per_target if r.status == "failed"]
+        if failed:
+            error = f"{len(failed)} of {len(group)} targets failed; first: {failed[0].error}"
+            return self._row(cell, group[0], error=error, targets=len(group))
+        key, pooled = pool_outputs(self.store, [job.output_key for job in group])
+        metrics = attack_metrics(pooled["membership"], pooled["scores"], pooled["labels"], None).as_row()
+        metrics["balanced_acc"] = float(np.mean([r.balanced_acc for r in per_target]))
+        bad = _non_finite(metrics)
+        if bad:
+            return self._row(cell, group[0], error=group[0].failure("AssertionError: non-finite metrics " + bad))
+        spread = {}
+        for column in ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr"):
+            values = np.array([getattr(r, column) for r in per_target])
+            spread[f"{column}_target_mean"] = float(values.mean())
+            spread[f"{column}_target_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        return self._row(
+            cell, group[0],
+            threshold_mode=per_target[0].threshold_mode,
+            train_acc=float(np.mean([r.train_acc for r in per_target])),
+            test_acc=float(np.mean([r.test_acc for r in per_target])),
+            **metrics,
+            **spread,
+            targets=len(group),
+            n_members=int(pooled["membership"].sum()),
+            n_nonmembers=int((~pooled["membership"].astype(bool)).sum()),
+            defense_info=per_target[0].defense_info,
+            attack_output=key,
+            target_model="pool:" + stable_hash([job.target.key for job in group]),
+        )
+
+    def _row(self, cell: Cell, attack, error: str = "", report: bool = True, **values: Any) -> ResultRow:
+        if error and report:
             self._summary.failures.append(f"{attack.attack.label} on {cell.label()}: {error}")
         defense = cell.defense
         swept = {k: getattr(defense.params, k) for k in defense.swept}
@@ -181,6 +241,10 @@ class Runner:
             "split_seed": self.grid.split_seed, "seed": cell.seed, "shadow": self.grid.shadow.model_dump(),
             "attack": attack.attack.spec(),
         }
+        if self.grid.protocol == "pool":
+            config["pool"] = self.grid.pool.model_dump()
+        values.setdefault("target_model", attack.target.key)
+        values.setdefault("attack_output", attack.output_key)
         return ResultRow(
             run=self.grid.name,
             dataset=cell.dataset.label,
@@ -199,8 +263,7 @@ class Runner:
             status="failed" if error else "ok",
             error=error,
             config_hash=stable_hash(config),
-            target_model=cell.target.key,
-            attack_output=attack.output_key,
+            protocol=self.grid.protocol,
             mibench_version=mibench.__version__,
             plugin_versions=json.dumps(self.registry.versions(), sort_keys=True),
             torch_version=torch.__version__,
@@ -251,10 +314,10 @@ class Runner:
         rows_of: dict[int, list[ResultRow]] = {}
         for cell in plan.cells:
             outputs = [(a.output_key, ext) for a in cell.attacks for ext in ("npz", "json")]
-            if not (model_stored(self.store, cell.target.key) and all(self.store.has("attacks", k, e)
-                                                                      for k, e in outputs)):
+            if not (all(model_stored(self.store, t.key) for t in cell.targets)
+                    and all(self.store.has("attacks", k, e) for k, e in outputs)):
                 continue
-            jobs = [plan.jobs[predict_key(cell.target)], *cell.attacks]
+            jobs = [*(plan.jobs[predict_key(t)] for t in cell.targets), *cell.attacks]
             results = {job.key: run_job(job, ctx, "store") for job in jobs}
             if all(r.ok for r in results.values()):
                 rows_of[id(cell)] = self._cell_rows(cell, results)
@@ -262,7 +325,12 @@ class Runner:
 
     def _write_tables(self) -> None:
         frame = rows_frame(self._summary.rows)
-        for path, table in ((self.layout.results_csv, frame), (self.layout.leaderboard_csv, leaderboard(frame))):
+        tables = [(self.layout.results_csv, frame), (self.layout.leaderboard_csv, leaderboard(frame))]
+        if self._per_target:
+            per_target = [r for c in self.plan.cells for g in c.attack_groups()
+                          for r in self._per_target.get((id(c), g[0].attack), [])]
+            tables.append((self.layout.per_target_csv, rows_frame(per_target)))
+        for path, table in tables:
             try:
                 write_csv(table, path)
             except OSError as exc:  # disk full, read-only: say so, keep going; the store keeps every result

@@ -100,8 +100,9 @@ def test_online_shadows_are_refused_by_the_paper_protocol(write_grid, registry):
     path = write_grid(GRID.replace("ATTACKS", "[loss, loss-online]").replace("SHADOWS", "adaptive"))
     with pytest.raises(ConfigError) as err:
         load_grid(path, registry)
-    assert str(err.value) == (f"{path}:5: attacks[1]: attack 'loss-online' needs online shadow models (trained on the "
-                              "target's evaluation samples); this protocol trains offline shadows only")
+    assert str(err.value) == (f"{path}:5: attacks[1]: attack 'loss-online' needs online reference models (trained "
+                              "on half of the target's evaluation samples); 'protocol: paper' trains offline shadows "
+                              "only: use 'protocol: pool'")
 
 
 def test_validate_estimates_an_attacks_declared_cost(write_grid, registry):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
@@ -44,6 +44,17 @@ class ShadowConfig(StrictModel):
     )
 
 
+class PoolConfig(StrictModel):
+    """The pool protocol (REFERENCE §7): M models, each trained on a random half of one sample set."""
+
+    models: int = Field(16, ge=1, le=256, description="Models in the pool; each is the target once, the others "
+                        "its reference models (at least 4).")
+    dataset_fraction: float = Field(0.5, gt=0, lt=1, description="Share of the pool that is the sample set D; "
+                                    "the rest is the population no model trains on (RMIA's z samples).")
+
+
+MIN_POOL_MODELS = 4  # fewer leave a target under 2 IN and 2 OUT references per sample
+
 MAX_SEED = 2**31 - 1
 MAX_SEEDS = 1000
 MAX_CELLS = 100_000
@@ -66,6 +77,10 @@ class Grid(StrictModel):
     attacks: list[Entry] = Field(min_length=1)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     shadow: ShadowConfig = Field(default_factory=ShadowConfig)
+    protocol: Literal["paper", "pool"] = Field(
+        "paper", description="'paper': one target, shadows on the other half of the pool (REFERENCE §1); "
+        "'pool': a model pool where every model is the target in turn (REFERENCE §7).")
+    pool: PoolConfig = Field(default_factory=PoolConfig, description="The pool protocol's models and sample set.")
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @field_validator("seeds")

@@ -11,13 +11,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from mibench.config.errors import ConfigError, Path_, Problem, describe, pydantic_problems
-from mibench.config.grid import MAX_CELLS, Grid, PluginEntry, _name_to_entry
+from mibench.config.grid import MAX_CELLS, MIN_POOL_MODELS, Grid, PluginEntry, _name_to_entry
 from mibench.config.yamlfile import LineMap, load_yaml
 from mibench.config.plugin_config import PluginConfig
 from mibench.config.seeds import shadow_seed
 from mibench.config.shapes import data_shape, forward_flops
 from mibench.registry.table import PluginInfo, Registry, UnknownPlugin
-from mibench.sdk import Params, Plugin, result_dump
+from mibench.sdk import Params, Plugin, ShadowNeeds, result_dump
 
 SECTIONS = {"datasets": "dataset", "architectures": "architecture", "defenses": "defense", "attacks": "attack"}
 
@@ -143,7 +143,7 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
             problems.append(Problem(("shadow", "training"), f"must be 'adaptive' or a defense name: {exc}"))
 
     plain_defense = None
-    if grid is not None and any(a.info.cls.shadow_needs.training == "plain" for a in resolved["attacks"]):
+    if grid is not None and any(needs_of(a).training == "plain" for a in resolved["attacks"]):
         try:
             info = registry.get("defense", grid.shadow.plain)
             plain_defense = PluginConfig(info, info.cls.Params())
@@ -169,19 +169,7 @@ def _cross_checks(
     grid: Grid, resolved: dict[str, list[PluginConfig]], shadow_defense: PluginConfig | None = None
 ) -> list[Problem]:
     """Problems that involve more than one part of the grid."""
-    problems = []
-    needs = {a.name: a.info.cls.shadow_needs for a in resolved["attacks"]}
-    for i, entry in enumerate(grid.attacks):
-        need = needs.get(entry.name)
-        if need is not None and need.mode == "online":
-            problems.append(Problem(("attacks", i), f"attack {entry.name!r} needs online shadow models (trained on "
-                                    "the target's evaluation samples); this protocol trains offline shadows only"))
-    needed = {name: need.count for name, need in needs.items() if need.uses_shadows}
-    short = {name: n for name, n in needed.items() if grid.shadow.count < n}
-    if short:
-        names = ", ".join(f"{name} (at least {n})" if n > 1 else name for name, n in sorted(short.items()))
-        least = max(short.values())
-        problems.append(Problem(("shadow", "count"), f"must be >= {least}: attacks {names} use shadow models"))
+    problems = _protocol_checks(grid, resolved["attacks"])
     black_box = [d.label for d in resolved["defenses"] if not d.info.cls.white_box]
     # White-box attacks query the shadows too (their thresholds are calibrated there).
     black_box_shadows = []
@@ -189,7 +177,7 @@ def _cross_checks(
         black_box_shadows = [f"{shadow_defense.label} (shadow.training)"]
     for i, entry in enumerate(grid.attacks):
         white = [a for a in resolved["attacks"] if a.name == entry.name and a.info.cls.needs_white_box]
-        blocked = black_box + (black_box_shadows if any(a.info.cls.shadow_needs.uses_shadows for a in white) else [])
+        blocked = black_box + (black_box_shadows if any(needs_of(a).uses_shadows for a in white) else [])
         if white and blocked:
             problems.append(Problem(("attacks", i), f"attack {entry.name!r} needs white-box access, "
                                     f"but these defenses release black-box models only: {', '.join(blocked)}"))
@@ -203,6 +191,43 @@ def _cross_checks(
     problems.extend(_shadow_seed_checks(grid))
     problems.extend(_training_checks(grid, resolved))
     problems.extend(_shape_checks(resolved))
+    return problems
+
+
+def needs_of(attack: PluginConfig) -> ShadowNeeds:
+    """What an attack config needs of shadow models (its plugin's ``needs(params)``)."""
+    return attack.info.cls.needs(attack.params)
+
+
+def _protocol_checks(grid: Grid, attacks: list[PluginConfig]) -> list[Problem]:
+    """What each attack needs of shadow or reference models, against the grid's protocol: one line per problem."""
+    problems = []
+    if grid.protocol == "pool":
+        if grid.pool.models < MIN_POOL_MODELS:
+            problems.append(Problem(("pool", "models"), f"must be >= {MIN_POOL_MODELS}: each target of the pool "
+                                    f"needs IN and OUT reference models among the other {grid.pool.models - 1}"))
+        short = {}
+        for a in attacks:
+            if needs_of(a).count > grid.pool.models - 1:
+                short.setdefault(a.position, (a, needs_of(a).count))
+        for position, (a, count) in sorted(short.items()):
+            problems.append(Problem(("attacks", position), f"attack {a.label!r} needs at least {count} reference "
+                                    f"models; pool.models {grid.pool.models} gives each target {grid.pool.models - 1}"))
+        return problems
+    online = {}
+    for a in attacks:
+        if needs_of(a).mode == "online":
+            online.setdefault(a.position, a)
+    for position, a in sorted(online.items()):
+        problems.append(Problem(("attacks", position), f"attack {a.label!r} needs online reference models (trained "
+                                "on half of the target's evaluation samples); 'protocol: paper' trains offline shadows "
+                                "only: use 'protocol: pool'"))
+    needed = {a.label: needs_of(a).count for a in attacks if needs_of(a).uses_shadows}
+    short = {label: n for label, n in needed.items() if grid.shadow.count < n}
+    if short:
+        names = ", ".join(f"{name} (at least {n})" if n > 1 else name for name, n in sorted(short.items()))
+        least = max(short.values())
+        problems.append(Problem(("shadow", "count"), f"must be >= {least}: attacks {names} use shadow models"))
     return problems
 
 

@@ -38,7 +38,7 @@ class ModelAccess:
 
     def __init__(self, store: Store, ref: ModelRef, device: torch.device) -> None:
         run = ref.run
-        split = protocol(run.dataset, run.split_seed).split_for(run.role)
+        split = protocol(run.dataset, run.split_seed, run.layout).split_for(run.role)
         self.store = store
         self.ref = ref
         self.key = ref.key

@@ -30,6 +30,13 @@ class ModelCost:
     attack_pflops: float = 0.0
 
 
+def _members(run, pool_size: int) -> int:
+    """Training samples of a model: a quarter of the pool (REFERENCE §1), or half of the pool protocol's set D."""
+    if run.layout is None:
+        return pool_size // 4
+    return int(pool_size * run.layout.dataset_fraction) // 2
+
+
 def plan_cost(resolved: ResolvedGrid, plan: Plan) -> tuple[list[ModelCost], list[str]]:
     """Compute per (dataset, architecture), and the datasets whose size is unknown."""
     rows: dict[tuple[str, str], ModelCost] = {}
@@ -41,7 +48,7 @@ def plan_cost(resolved: ResolvedGrid, plan: Plan) -> tuple[list[ModelCost], list
                 unknown.append(job.dataset.label)
             continue
         flops, params = forward_flops(job.architecture, shape.input_shape, shape.num_classes)
-        members = shape.pool_size // 4  # every model trains on a quarter of the pool (REFERENCE §1)
+        members = _members(job, shape.pool_size)
         models = len(job.model_keys())
         train = 3 * flops * members * job.training.epochs * job.defense.info.cls.training_cost
         predict = flops * 2 * members * models
@@ -56,7 +63,7 @@ def plan_cost(resolved: ResolvedGrid, plan: Plan) -> tuple[list[ModelCost], list
         if not cost or shape is None:
             continue
         flops, params = forward_flops(run.architecture, shape.input_shape, shape.num_classes)
-        samples = (shape.pool_size // 2) * (1 + len(attack.shadows))  # members and non-members of each model
+        samples = 2 * _members(run, shape.pool_size) * (1 + len(attack.shadows))  # members and non-members
         key = (run.dataset.label, run.architecture.label)
         row = rows.setdefault(key, ModelCost(*key, 0, flops / 1e9, params / 1e6, 0.0))
         row.attack_pflops += cost * flops * samples / 1e15

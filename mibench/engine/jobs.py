@@ -24,6 +24,7 @@ from mibench.engine.access import ModelAccess, TargetView, open_model
 from mibench.engine.metrics import attack_metrics
 from mibench.engine.models import ModelRef, TrainingRun, build_model
 from mibench.engine.pools import load_pool, protocol
+from mibench.engine.protocol import PoolLayout
 from mibench.engine.store import Store, stable_hash
 from mibench.registry.code import engine_digest
 from mibench.sdk import AttackContext, AttackOutput, TrainedModel, Trainer, TrainingContext, TrainingDiverged
@@ -76,10 +77,12 @@ class SplitsJob(Job):
     dataset: PluginConfig
     split_seed: int
     shadow_count: int
+    layout: PoolLayout | None = None
 
     @property
     def key(self) -> str:
-        return "splits:" + stable_hash([self.dataset.spec(), self.split_seed])
+        pool = [] if self.layout is None else [self.layout.models, self.layout.dataset_fraction]
+        return "splits:" + stable_hash([self.dataset.spec(), self.split_seed, *pool])
 
     def label(self) -> str:
         return f"splits of {self.dataset.label}"
@@ -88,11 +91,15 @@ class SplitsJob(Job):
         return f"loading {self.dataset.label} failed: {error}"
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
-        proto = protocol(self.dataset, self.split_seed)
+        proto = protocol(self.dataset, self.split_seed, self.layout)
         pool_size = len(load_pool(self.dataset))
-        arrays = {"target_members": proto.target.members, "target_nonmembers": proto.target.nonmembers,
-                  "shadow_half": proto.shadow_half}
-        for i in range(self.shadow_count):
+        if proto.model_pool is not None:
+            arrays = {"pool_samples": proto.model_pool.samples, "population": proto.model_pool.population,
+                      "pool_inside": proto.model_pool.inside}
+        else:
+            arrays = {"target_members": proto.target.members, "target_nonmembers": proto.target.nonmembers,
+                      "shadow_half": proto.shadow_half}
+        for i in range(self.shadow_count if proto.model_pool is None else 0):
             split = proto.shadow(i)
             arrays[f"shadow{i}_members"] = split.members
             arrays[f"shadow{i}_nonmembers"] = split.nonmembers
@@ -149,7 +156,7 @@ def run_train_job(job: TrainingRun, store: Store, device: torch.device) -> list[
     if all(model_stored(store, k) for k in keys):
         return keys
     pool = load_pool(job.dataset)
-    split = protocol(job.dataset, job.split_seed).split_for(job.role)
+    split = protocol(job.dataset, job.split_seed, job.layout).split_for(job.role)
     torch.manual_seed(job.seed)
     trainer = Trainer(job.training, pool, device, job.seed, desc=job.label())
     context = TrainingContext(
@@ -314,13 +321,13 @@ def run_attack_job(job: AttackJob, store: Store, device: torch.device, opener: O
         return load_attack_output(store, key)
     access = opener(store, job.target, device)
     target = TargetView(access)
-    uses_shadows = job.attack.info.cls.shadow_needs.uses_shadows
+    uses_shadows = job.attack.info.cls.needs(job.attack.params).uses_shadows
     shadows = [opener(store, ref, device) for ref in job.shadows] if uses_shadows else []
     eval_indices, membership = access.evaluation()
     run = job.target.run
     ctx = AttackContext(pool=access.pool, target=target, shadows=shadows, device=device,
                         seed=derived_seed(job.seed, "attack", job.attack.name), eval_indices=eval_indices,
-                        population=protocol(run.dataset, run.split_seed).shadow_half)
+                        population=protocol(run.dataset, run.split_seed, run.layout).population)
     torch.manual_seed(ctx.seed)
     output = job.attack.create().run(ctx)
     if not isinstance(output, AttackOutput):
@@ -371,3 +378,20 @@ def load_attack_output(store: Store, key: str) -> dict[str, Any]:
         "threshold_mode": meta["threshold_mode"],
         "info": meta["info"],
     }
+
+
+def pool_outputs(store: Store, keys: list[str]) -> tuple[str, dict[str, Any]]:
+    """The outputs of one attack against each model of a pool, concatenated and stored as one output.
+
+    Scores are pooled as they are (Carlini et al. pool the ROC over targets); ``target``
+    says which output (position in ``keys``) each row came from. Returns (key, arrays).
+    """
+    key = stable_hash(["pooled", *keys])
+    if store.has("attacks", key, "npz") and store.has("attacks", key, "json"):
+        return key, load_attack_output(store, key)
+    parts = [load_attack_output(store, k) for k in keys]
+    arrays = {name: np.concatenate([p[name] for p in parts]) for name in ("scores", "membership", "labels", "indices")}
+    arrays["target"] = np.concatenate([np.full(len(p["scores"]), i) for i, p in enumerate(parts)])
+    store.save_json("attacks", key, {"threshold_mode": "none", "info": {"pooled": keys}, "has_thresholds": False})
+    store.save_arrays("attacks", key, thresholds=np.asarray(np.nan), **arrays)
+    return key, load_attack_output(store, key)

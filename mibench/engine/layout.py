@@ -1,7 +1,8 @@
 """The one owner of a run directory's layout: every path the runner, reports and CLI use.
 
     <run>/run.json          provenance: grid, versions, code digests, device, plan
-    <run>/results.csv       one row per target x attack
+    <run>/results.csv       one row per target x attack (pool protocol: per pool x attack, pooled)
+    <run>/per_target.csv    pool protocol: one row per target model x attack
     <run>/leaderboard.csv   one row per dataset x architecture x defense config
     <run>/errors.log        tracebacks of failed jobs
     <run>/jobs.jsonl        one line per finished job: kind, label, seconds, worker, ok
@@ -44,6 +45,15 @@ class RunLayout:
     @property
     def results_csv(self) -> Path:
         return self.root / "results.csv"
+
+    @property
+    def per_target_csv(self) -> Path:
+        """Pool protocol: one row per target model x attack (results.csv pools them)."""
+        return self.root / "per_target.csv"
+
+    @property
+    def exposed_csv(self) -> Path:
+        return self.root / "exposed.csv"
 
     @property
     def leaderboard_csv(self) -> Path:

@@ -24,7 +24,9 @@ class AttackMetrics:
     FPR is at most the target, no interpolation, so the figures compare with the
     literature. ``fp_at_01pct_fpr`` is how many non-members that figure's threshold lets
     through, and ``tpr_at_01pct_resolvable`` is False where fewer than 5 false positives
-    are allowed at 0.1% FPR (fewer than 5,000 non-members): too few to resolve.
+    are allowed at 0.1% FPR (fewer than 5,000 non-members): too few to resolve. TPR at
+    0.01% FPR is reported only where there are at least ``MIN_NONMEMBERS_001PCT`` (10,000)
+    non-members, and NaN otherwise.
     """
 
     auc: float
@@ -39,6 +41,9 @@ class AttackMetrics:
     fp_at_01pct_fpr: int
     tpr_at_01pct_resolvable: bool
     balanced_accuracy: float
+    tpr_at_001pct_fpr: float = math.nan  # only with at least 10,000 non-members (10 false positives allowed)
+    tpr_at_001pct_fpr_low: float = math.nan
+    tpr_at_001pct_fpr_high: float = math.nan
 
     def as_row(self) -> dict[str, Any]:
         """The metrics under the names of the result row's columns (``mibench.report.results.ResultRow``)."""
@@ -52,7 +57,12 @@ ROW_NAMES = {
     "fp_at_01pct_fpr": "fp_at_0_1pct_fpr",
     "tpr_at_01pct_resolvable": "tpr_at_0_1pct_fpr_resolvable",
     "balanced_accuracy": "balanced_acc",
+    "tpr_at_001pct_fpr": "tpr_at_0_01pct_fpr",
+    "tpr_at_001pct_fpr_low": "tpr_at_0_01pct_fpr_low",
+    "tpr_at_001pct_fpr_high": "tpr_at_0_01pct_fpr_high",
 }
+
+MIN_NONMEMBERS_001PCT = 10_000
 
 
 def predict_members(
@@ -100,4 +110,12 @@ def attack_metrics(
         tpr_at_01pct_fpr=at01.tpr, tpr_at_01pct_fpr_low=at01.low, tpr_at_01pct_fpr_high=at01.high,
         fp_at_01pct_fpr=int(at01.false_positives), tpr_at_01pct_resolvable=bool(at01.resolvable),
         balanced_accuracy=bal,
+        **_tpr_at_001pct(membership, scores),
     )
+
+
+def _tpr_at_001pct(membership: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    if int((~membership).sum()) < MIN_NONMEMBERS_001PCT:
+        return {}
+    at = tpr_at_fpr(membership, scores, 0.0001)
+    return {"tpr_at_001pct_fpr": at.tpr, "tpr_at_001pct_fpr_low": at.low, "tpr_at_001pct_fpr_high": at.high}

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mibench.config.plugin_config import PluginConfig
+from mibench.engine.protocol import PoolLayout
 from mibench.engine.store import stable_hash
 from mibench.registry.code import engine_digest
 from mibench.sdk import Pool, TrainingConfig, result_dump
@@ -43,9 +44,11 @@ class TrainingRun:
     role: str
     seed: int
     release_values: tuple[Any, ...] = ()
+    layout: PoolLayout | None = None  # the pool protocol's layout; None: the paper's protocol
 
     def identity(self) -> dict[str, Any]:
-        return {
+        pool = {} if self.layout is None else {"pool": [self.layout.models, self.layout.dataset_fraction]}
+        return pool | {
             "dataset": self.dataset.spec(),
             "split_seed": self.split_seed,
             "role": self.role,

@@ -7,9 +7,13 @@ pool serves every defense; early-stopping configs that differ only in the releas
 epoch share one training run). :meth:`Plan.cell_jobs` lists a cell's jobs in the
 order the serial executor runs them, dependencies first.
 
-What an attack needs of shadow models comes only from its ``shadow_needs``
+What an attack needs of shadow models comes only from its ``needs(params)``
 declaration: whether it uses any, and how they train (the grid's choice, always
 like the target, or always plainly).
+
+Under ``protocol: pool`` a cell is a pool of M models trained with the cell's
+defense, and each attack runs M times: against each model as the target, with the
+other M - 1 as its reference models (its shadows). The cell's rows aggregate them.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mibench.config.plugin_config import PluginConfig
-from mibench.config.resolve import ResolvedGrid
+from mibench.config.resolve import ResolvedGrid, needs_of
 from mibench.engine.jobs import AttackJob, Job, PredictJob, SplitsJob, TrainJob
-from mibench.config.seeds import shadow_seed
+from mibench.config.seeds import derived_seed, shadow_seed
 from mibench.engine.models import ModelRef, TrainingRun
+from mibench.engine.protocol import PoolLayout
 
 
 @dataclass
@@ -32,9 +37,21 @@ class Cell:
     seed: int
     target: ModelRef
     attacks: list[AttackJob] = field(default_factory=list)
+    targets: list[ModelRef] = field(default_factory=list)  # the pool's models (pool protocol); else [target]
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            self.targets = [self.target]
 
     def label(self) -> str:
         return f"{self.dataset.label} / {self.architecture.label} / {self.defense.label} / seed {self.seed}"
+
+    def attack_groups(self) -> list[list[AttackJob]]:
+        """The cell's attack jobs per attack config (one job each under the paper's protocol, M under the pool's)."""
+        groups: dict[PluginConfig, list[AttackJob]] = {}
+        for job in self.attacks:
+            groups.setdefault(job.attack, []).append(job)
+        return list(groups.values())
 
     @property
     def shadows(self) -> list[ModelRef]:
@@ -63,10 +80,10 @@ class Plan:
         return [a for c in self.cells for a in c.attacks]
 
     def model_count(self) -> tuple[int, int]:
-        """(targets, shadows) models to train, counting each released model once."""
+        """(targets, shadows) models to train, counting each released model once (pool models are targets)."""
         runs = self.train_jobs.values()
-        targets = sum(len(r.model_keys()) for r in runs if r.role == "target")
-        shadows = sum(len(r.model_keys()) for r in runs if r.role != "target")
+        targets = sum(len(r.model_keys()) for r in runs if not r.role.startswith("shadow-"))
+        shadows = sum(len(r.model_keys()) for r in runs if r.role.startswith("shadow-"))
         return targets, shadows
 
     def cell_jobs(self, cell: Cell) -> list[Job]:
@@ -83,10 +100,12 @@ class Plan:
             seen.add(key)
             order.append(job)
 
-        add(train_key(cell.target))
+        for target in cell.targets:
+            add(train_key(target))
         for ref in cell.shadows:
             add(predict_key(ref))
-        add(predict_key(cell.target))
+        for target in cell.targets:
+            add(predict_key(target))
         for attack in cell.attacks:
             add(attack.key)
         return order
@@ -119,7 +138,7 @@ def _training_identity(defense: PluginConfig) -> tuple[PluginConfig, Any]:
 
 def _shadow_defense(resolved: ResolvedGrid, attack: PluginConfig, target_defense: PluginConfig) -> PluginConfig:
     """The defense config the shadows of ``attack`` train with, for a target trained with ``target_defense``."""
-    training = attack.info.cls.shadow_needs.training
+    training = needs_of(attack).training
     if training == "like-target":
         return target_defense
     if training == "plain" and resolved.plain_defense is not None:
@@ -127,7 +146,14 @@ def _shadow_defense(resolved: ResolvedGrid, attack: PluginConfig, target_defense
     return resolved.shadow_defense or target_defense
 
 
+def pool_seed(target_seed: int, m: int) -> int:
+    """The training seed of pool model ``m`` in the pool of grid seed ``target_seed``."""
+    return derived_seed(target_seed, "pool", m)
+
+
 def build_plan(resolved: ResolvedGrid) -> Plan:
+    if resolved.grid.protocol == "pool":
+        return build_pool_plan(resolved)
     grid = resolved.grid
     runs: dict[str, TrainingRun] = {}
     releases: dict[str, list[Any]] = {}
@@ -139,7 +165,7 @@ def build_plan(resolved: ResolvedGrid) -> Plan:
             releases[run.key].append(value)
         return ModelRef(run, value)
 
-    shadow_count = grid.shadow.count if any(a.info.cls.shadow_needs.uses_shadows for a in resolved.attacks) else 0
+    shadow_count = grid.shadow.count if any(needs_of(a).uses_shadows for a in resolved.attacks) else 0
     cells: list[tuple[Cell, dict[str, list[ModelRef]]]] = []
     for dataset in resolved.datasets:
         splits = SplitsJob(dataset, grid.split_seed, grid.shadow.count)
@@ -153,7 +179,7 @@ def build_plan(resolved: ResolvedGrid) -> Plan:
                                                  "target", seed), value)
                     shadows_of: dict[str, list[ModelRef]] = {}
                     for attack in resolved.attacks:
-                        if not attack.info.cls.shadow_needs.uses_shadows:
+                        if not needs_of(attack).uses_shadows:
                             shadows_of[attack.name] = []
                             continue
                         s_identity, s_value = _training_identity(_shadow_defense(resolved, attack, defense))
@@ -187,5 +213,53 @@ def build_plan(resolved: ResolvedGrid) -> Plan:
             job = AttackJob(attack, cell.target, shadows, cell.seed, predictions)
             jobs[job.key] = job
             cell.attacks.append(job)
+        plan_cells.append(cell)
+    return Plan(jobs, plan_cells)
+
+
+def build_pool_plan(resolved: ResolvedGrid) -> Plan:
+    """The pool protocol's plan: per (dataset, architecture, defense config, seed), M models and M attack jobs per attack."""
+    grid = resolved.grid
+    layout = PoolLayout(grid.pool.models, grid.pool.dataset_fraction)
+    runs: dict[str, TrainingRun] = {}
+    releases: dict[str, list[Any]] = {}
+    jobs: dict[str, Job] = {}
+    cells: list[tuple[Cell, list[ModelRef]]] = []
+    for dataset in resolved.datasets:
+        splits = SplitsJob(dataset, grid.split_seed, 0, layout)
+        jobs.setdefault(splits.key, splits)
+        for architecture in resolved.architectures:
+            training = grid.training.for_architecture(architecture.name)
+            for defense in resolved.defenses:
+                identity, value = _training_identity(defense)
+                for seed in grid.seeds:
+                    models = []
+                    for m in range(layout.models):
+                        run = TrainingRun(dataset, architecture, identity, training, grid.split_seed, f"pool-{m}",
+                                          pool_seed(seed, m), layout=layout)
+                        runs.setdefault(run.key, run)
+                        if value is not None and value not in releases.setdefault(run.key, []):
+                            releases[run.key].append(value)
+                        models.append(ModelRef(run, value))
+                    cells.append((Cell(dataset, architecture, defense, seed, models[0]), models))
+    for key, values in releases.items():
+        runs[key] = replace(runs[key], release_values=tuple(sorted(values)))
+    for run in runs.values():
+        jobs["train:" + run.key] = TrainJob(run, SplitsJob(run.dataset, grid.split_seed, 0, layout).key)
+        for ref in run.models():
+            jobs[predict_key(ref)] = PredictJob(ref, "train:" + run.key)
+
+    plan_cells = []
+    for cell, models in cells:
+        models = [ModelRef(runs[r.run.key], r.release_value) for r in models]
+        cell.target, cell.targets = models[0], models
+        for attack in resolved.attacks:
+            uses = needs_of(attack).uses_shadows
+            for m, target in enumerate(models):
+                references = tuple(r for i, r in enumerate(models) if i != m) if uses else ()
+                predictions = tuple(predict_key(r) for r in (*references, target))
+                job = AttackJob(attack, target, references, cell.seed, predictions)
+                jobs[job.key] = job
+                cell.attacks.append(job)
         plan_cells.append(cell)
     return Plan(jobs, plan_cells)

@@ -7,7 +7,7 @@ from functools import lru_cache
 import torch
 
 from mibench.config.plugin_config import PluginConfig
-from mibench.engine.protocol import Protocol
+from mibench.engine.protocol import PoolLayout, Protocol
 from mibench.sdk import Pool, stratified_subsample
 
 
@@ -25,5 +25,6 @@ def load_pool(dataset: PluginConfig) -> Pool:
 
 
 @lru_cache(maxsize=16)
-def protocol(dataset: PluginConfig, split_seed: int) -> Protocol:
-    return Protocol.build(len(load_pool(dataset)), split_seed)
+def protocol(dataset: PluginConfig, split_seed: int, layout: PoolLayout | None = None) -> Protocol:
+    """The splits of ``dataset``'s pool: the paper's protocol, or the pool protocol with ``layout``."""
+    return Protocol.build(len(load_pool(dataset)), split_seed, layout)

@@ -48,6 +48,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.attacks.gradient",
     "mibench_plugins.attacks.lira",
     "mibench_plugins.attacks.rmia",
+    "mibench_plugins.attacks.label_only",
 )
 
 

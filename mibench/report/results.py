@@ -13,6 +13,7 @@ from typing import Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticUndefined
 
 from mibench.engine.store import atomic_write
 
@@ -51,6 +52,17 @@ class ResultRow(BaseModel):
     tpr_at_0_1pct_fpr_high: float = math.nan
     fp_at_0_1pct_fpr: int = 0  # non-members above the 0.1%-FPR threshold: what that TPR rests on
     tpr_at_0_1pct_fpr_resolvable: bool = False  # at least 5 false positives allowed at this size
+    tpr_at_0_01pct_fpr: float = math.nan  # only with at least 10,000 non-members
+    tpr_at_0_01pct_fpr_low: float = math.nan
+    tpr_at_0_01pct_fpr_high: float = math.nan
+    protocol: str = "paper"  # 'pool': the metrics above are of the ROC pooled over the pool's targets
+    targets: int = 1  # targets evaluated (the pool's models); the spread over them follows
+    auc_target_mean: float = math.nan
+    auc_target_std: float = math.nan
+    tpr_at_1pct_fpr_target_mean: float = math.nan
+    tpr_at_1pct_fpr_target_std: float = math.nan
+    tpr_at_0_1pct_fpr_target_mean: float = math.nan
+    tpr_at_0_1pct_fpr_target_std: float = math.nan
     n_members: int = 0
     n_nonmembers: int = 0
     defense_info: str = "{}"
@@ -64,11 +76,18 @@ class ResultRow(BaseModel):
 
 
 COLUMNS = list(ResultRow.model_fields)
-GROUP = ["dataset", "architecture", "defense", "shadow_training"]
+GROUP = ["dataset", "architecture", "defense", "shadow_training", "protocol"]
 
 
 def rows_frame(rows: list[ResultRow]) -> pd.DataFrame:
     return pd.DataFrame([r.model_dump() for r in rows], columns=COLUMNS)
+
+
+def with_defaults(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with every column a newer mibench added filled with its default (older runs' CSVs lack them)."""
+    missing = {name: f.default for name, f in ResultRow.model_fields.items()
+               if name not in results and f.default is not PydanticUndefined}
+    return results.assign(**missing) if missing else results
 
 
 # Metric columns of the leaderboard: result column -> short prefix of its leaderboard columns.
@@ -83,6 +102,7 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     ``failed_cells`` counts the seeds of a config with any failed row; failed rows are
     left out of the means. With merged runs, ``conflicts`` counts rows whose runs disagree.
     """
+    results = with_defaults(results)
     board = results.groupby(GROUP, sort=False).size().rename("rows").to_frame()
     failed = results[results["status"] == "failed"].groupby(GROUP)["seed"].nunique()  # cells: one per seed
     board["failed_cells"] = failed.reindex(board.index).fillna(0).astype(int)

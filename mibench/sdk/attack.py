@@ -112,12 +112,17 @@ class AttackOutput:
 class AttackContext:
     """What an attack may use: the target's view, its evaluation samples, the shadows.
 
-    ``eval_indices`` are the pool indices to score, in pool order (half of them
-    members, which the attack is not told). Each shadow in ``shadows`` comes with
-    its own members and non-members. ``population`` holds pool indices of data
-    from the target's distribution that the target never saw and the shadows were
-    trained on (each shadow on its own half of it); reference-model attacks draw
-    from it. ``seed`` seeds whatever the attack draws at random.
+    ``eval_indices`` are the pool indices to score, in pool order (about half of
+    them members, which the attack is not told). Each shadow in ``shadows`` comes
+    with its own members and non-members. ``population`` holds pool indices of data
+    from the target's distribution that the target never saw; reference-model
+    attacks draw population samples ``z`` from it. ``seed`` seeds whatever the
+    attack draws at random.
+
+    Under ``protocol: paper`` the shadows trained on halves of the population and
+    never on an evaluation sample (offline). Under ``protocol: pool`` the shadows
+    are the pool's other models (the target's reference models): each trained on
+    about half of the evaluation samples (online), none on the population.
     """
 
     pool: Pool
@@ -142,6 +147,16 @@ class Attack(Plugin):
     needs_white_box: ClassVar[bool] = False
     shadow_needs: ClassVar[ShadowNeeds] = ShadowNeeds()
     query_cost: ClassVar[float] = 0.0
+
+    @classmethod
+    def needs(cls, params: Any) -> ShadowNeeds:
+        """What this attack, with ``params``, needs of shadow models: ``shadow_needs`` unless overridden.
+
+        Override it when a param changes the need (LiRA's ``mode: online`` needs
+        reference models trained on the evaluation samples); the planner and
+        ``mibench validate`` read only this.
+        """
+        return cls.shadow_needs
 
     def run(self, ctx: AttackContext) -> AttackOutput:
         raise NotImplementedError

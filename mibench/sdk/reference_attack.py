@@ -15,6 +15,10 @@ those that did not train on a sample count as OUT for it). A sample with too few
 references gets a NaN score there and is left out. One global threshold maximising
 balanced accuracy over the pooled scores is kept; with a single shadow (nobody left
 to be a reference) there is none.
+
+Under the pool protocol the base hands :meth:`ReferenceAttack.score` tables with as many
+IN as OUT references per sample (:meth:`Table.balanced`): the raw counts would tell the
+target's membership.
 """
 
 from __future__ import annotations
@@ -33,22 +37,61 @@ class Table:
     """A per-sample statistic of n samples under a target and under k reference models.
 
     ``target`` has shape (n,), ``refs`` (k, n); ``out[j, i]`` is True when reference
-    model j did not train on sample i.
+    model j did not train on sample i, ``inside[j, i]`` when it did (a sample a
+    defense carved out of j's split is neither). ``inside`` is all False for offline
+    references (the paper's protocol) and for population samples.
     """
 
     target: np.ndarray
     refs: np.ndarray
     out: np.ndarray
+    inside: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.target)
 
+    @property
+    def is_in(self) -> np.ndarray:
+        """``inside``, or all False where it was not given."""
+        return np.zeros_like(self.out) if self.inside is None else self.inside
+
+    def balanced(self, seed: int = 0) -> "Table":
+        """This table with, per sample, as many IN as OUT references: the larger side loses random ones.
+
+        Under the pool protocol every sample is IN for exactly floor(M/2) models, so a
+        target's membership fixes how many of its references are IN (a member has one
+        IN reference fewer than a non-member). An attack that fitted the two sides
+        from unequal counts would score that count, not the model (with 8 models, a
+        member has 3 IN and 4 OUT references). Equal counts remove it; the dropped
+        references count as neither IN nor OUT. A sample without IN references (every
+        sample of the paper's protocol, population samples) keeps its OUT ones.
+        """
+        if self.inside is None or not self.inside.any():
+            return self
+        inside, out = self.is_in.copy(), self.out.copy()
+        n_in, n_out = inside.sum(0), out.sum(0)
+        keep = {id(inside): np.minimum(n_in, n_out), id(out): np.where(n_in > 0, np.minimum(n_in, n_out), n_out)}
+        keys = np.random.default_rng(seed).random(self.refs.shape)
+        for side in (inside, out):
+            ranks = np.where(side, keys, np.inf).argsort(0).argsort(0)  # rank among the side's references
+            side &= ranks < keep[id(side)]
+        return Table(self.target, self.refs, out, inside)
+
     def out_mean(self) -> np.ndarray:
         """Mean of the statistic over each sample's OUT references (NaN where there are none)."""
-        count = self.out.sum(0)
-        total = np.where(self.out, self.refs, 0.0).sum(0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        return masked_mean(self.refs, self.out)
+
+    def in_mean(self) -> np.ndarray:
+        """Mean of the statistic over each sample's IN references (NaN where there are none)."""
+        return masked_mean(self.refs, self.is_in)
+
+
+def masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Column means of ``values`` (k, n) over the rows where ``mask`` holds; NaN for an empty column."""
+    count = mask.sum(0)
+    total = np.where(mask, values, 0.0).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _is_out(model: ShadowView, indices: np.ndarray) -> np.ndarray:
@@ -82,7 +125,7 @@ class ReferenceAttack(Attack):
 
     def run(self, ctx: AttackContext) -> AttackOutput:
         shadows = ctx.shadows
-        least = max(1, self.shadow_needs.count)
+        least = max(1, self.needs(self.params).count)
         if len(shadows) < least:
             raise ValueError(f"attack {self.name!r} needs at least {least} shadow models, got {len(shadows)}")
         evals = ctx.eval_indices
@@ -90,21 +133,27 @@ class ReferenceAttack(Attack):
             self._statistic(ctx.target, evals),
             np.stack([self._statistic(s, evals) for s in shadows]),
             np.stack([_is_out(s, evals) for s in shadows]),
-        )
-        # Every shadow on the whole population: the references of the population
-        # samples, and the shadows' own samples for the leave-one-out calibration.
+            np.stack([np.isin(evals, s.members) for s in shadows]),
+        ).balanced()
+        # Every shadow on its own samples (the leave-one-out calibration) and on the
+        # population (the references of the population samples z). Under the paper's
+        # protocol both are the shadow half; under the pool protocol, the evaluation
+        # samples and the rest of the pool.
+        own = np.unique(np.concatenate([np.concatenate([s.members, s.nonmembers]) for s in shadows]))
         population = np.asarray(ctx.population, dtype=np.int64)
-        pop_stats = np.stack([self._statistic(s, population) for s in shadows])
-        pop_in = np.stack([np.isin(population, s.members) for s in shadows])
-        pop_out = np.stack([_is_out(s, population) for s in shadows])
-        z_pos = self._draw_population(ctx.seed, pop_out)
-        z_target = self._statistic(ctx.target, population[z_pos]) if len(z_pos) else np.zeros(0)
-        z = Table(z_target, pop_stats[:, z_pos], pop_out[:, z_pos])
+        samples = np.union1d(own, population)
+        stats = np.stack([self._statistic(s, samples) for s in shadows])
+        is_in = np.stack([np.isin(samples, s.members) for s in shadows])
+        is_out = np.stack([_is_out(s, samples) for s in shadows])
+        in_population = np.isin(samples, population)
+        z_pos = self._draw_population(ctx.seed, is_out & in_population)
+        z_target = self._statistic(ctx.target, samples[z_pos]) if len(z_pos) else np.zeros(0)
+        z = Table(z_target, stats[:, z_pos], is_out[:, z_pos], is_in[:, z_pos])
 
         scores = self.score(x, z)
         if not np.isfinite(scores).all():
             raise ValueError(f"attack {self.name!r} could not score {int((~np.isfinite(scores)).sum())} target samples")
-        threshold, n_cal = self._calibrate(pop_stats, pop_in, pop_out, z_pos)
+        threshold, n_cal = self._calibrate(stats, is_in, is_out, z_pos)
         info = {"calibration_samples": n_cal, "population_samples": len(z_pos)}
         if threshold is None:
             return AttackOutput(scores, info=info)
@@ -140,7 +189,9 @@ class ReferenceAttack(Attack):
             zj = z_pos[is_out[j, z_pos] & out[:, z_pos].any(0)]
             if self.population_size() != 0 and len(zj) == 0:
                 continue
-            s = self.score(Table(stats[j], refs, out), Table(stats[j, zj], refs[:, zj], out[:, zj]))
+            inside = is_in[others]
+            s = self.score(Table(stats[j], refs, out, inside).balanced(),
+                           Table(stats[j, zj], refs[:, zj], out[:, zj], inside[:, zj]).balanced())
             keep = np.isfinite(s) & (is_in[j] | is_out[j])
             scores.append(s[keep])
             membership.append(is_in[j][keep])

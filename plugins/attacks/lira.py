@@ -1,50 +1,118 @@
-"""Offline LiRA (Carlini et al. 2022, "Membership Inference Attacks From First Principles").
+"""LiRA (Carlini et al. 2022, "Membership Inference Attacks From First Principles"), offline and online.
 
 phi(x) = log p_y - log sum_{i != y} p_i (the logit-scaled confidence), computed in
-float64 straight from the logits: phi = g_y - logsumexp_{i != y} g_i. For each
-evaluation sample a Gaussian N(mu, sigma^2) is fitted to phi under the shadow models
-(the OUT models: none trained on target data; maximum-likelihood mean and standard
-deviation), and the score is the one-sided test of the paper's offline Algorithm 1,
-as a log p-value: score = -log Pr[Z >= phi_target], Z ~ N(mu, sigma^2). A score of
-6.9 means "p = 0.001 under the non-member hypothesis".
+float64 straight from the logits: phi = g_y - logsumexp_{i != y} g_i
+(:func:`mibench.sdk.class_log_odds`). The reference models are the shadow models.
+
+``mode: offline`` (the default; the paper's protocol, where no shadow trained on an
+evaluation sample): for each evaluation sample a Gaussian N(mu, sigma^2) is fitted to
+phi under its OUT references (maximum-likelihood mean and standard deviation), and
+the score is the one-sided test of the paper's offline Algorithm 1, as a log p-value:
+score = -log Pr[Z >= phi_target], Z ~ N(mu, sigma^2). A score of 6.9 means
+"p = 0.001 under the non-member hypothesis".
+
+``mode: online`` (needs reference models that trained on about half of the evaluation
+samples each, as ``protocol: pool`` gives): per sample, N(mu_in, s_in^2) is fitted to
+phi over the IN references and N(mu_out, s_out^2) over the OUT ones, and score =
+log N(phi_target; mu_in, s_in) - log N(phi_target; mu_out, s_out), a log likelihood
+ratio (REFERENCE §7). Online fits are predictive: unbiased variances, widened by
+1 + 1/n for n references (see :func:`_predictive`; it removes a bias against members
+in small pools).
+
+Variance (``fix_variance``): ``true`` uses one sigma per side for every sample (offline:
+the root mean of the per-sample OUT variances; online: one s_in pooled over the IN
+references, one s_out over the OUT ones); ``false`` fits each sample's own.
+``null`` (the default) means "auto", and differs by mode:
+
+- online: fixed variance with fewer than ``PER_SAMPLE_VARIANCE_MIN_MODELS`` (64) reference
+  models, per-sample from 64 on (Carlini et al. report the fixed variance as better for
+  small pools, where a per-sample sigma rests on a handful of values). The count is the
+  run's number of shadow models, so that calibration (leave-one-out, one fewer) uses the
+  same rule as the target.
+- offline: per-sample against offline shadows (the paper's protocol, where every shadow
+  is OUT for every sample: what ``lira`` has always done, so results stay those of
+  earlier runs); against a model pool's references (``protocol: pool``, about half of
+  them OUT for a sample, so a per-sample sigma rests on fewer still) as online: fixed
+  below 64 reference models.
+
+A sample the Gaussians cannot be fitted for gets no score (NaN): per-sample needs two
+references on each side it fits (OUT offline; IN and OUT online), fixed variance one.
 
 Where the authors' code differs (tensorflow/privacy research/mi_lira_2021, plot.py):
 it scores offline with -logpdf of the OUT Gaussian (two-sided: a sample far *below* the
 OUT mean also looks like a member), takes the median for the mean, and averages over
-augmented queries. mibench follows the paper's one-sided test and queries once.
-``fix_variance`` uses one sigma for all samples, the root mean of the per-sample
-variances (the code pools every value instead; for the one-sided score the ranking
-does not depend on which global sigma is used, only the scale does).
+augmented queries. mibench follows the paper's one-sided test and queries once. The
+code's fixed variance pools every value instead of averaging per-sample variances (for
+the one-sided offline score the ranking does not depend on which global sigma is used,
+only the scale does).
 
 Thresholds: one global threshold, calibrated leave-one-out on the shadows (see
-:mod:`mibench.sdk.reference_attack`); a calibration sample needs two OUT shadows, so with
-``shadow.count: 2`` there is none (and no balanced accuracy).
+:mod:`mibench.sdk.reference_attack`); offline, a calibration sample needs two OUT shadows,
+so with ``shadow.count: 2`` there is none (and no balanced accuracy).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 from scipy.special import log_ndtr
 
-from mibench.sdk import Params, ReferenceAttack, ShadowNeeds, Table, hookimpl
+from mibench.sdk import Params, ReferenceAttack, ShadowNeeds, Table, class_log_odds, hookimpl
 
 MIN_STD = 1e-12  # a sigma floor, so that identical shadow outputs give a finite z
+# Below this many reference models, "auto" online LiRA uses the fixed (global) variance:
+# Carlini et al. (2022) report it better than per-sample variances for small pools.
+PER_SAMPLE_VARIANCE_MIN_MODELS = 64
 
 
 class LiRAParams(Params):
-    fix_variance: bool = Field(
-        False, description="One global sigma for every sample (Carlini et al. advise it for few shadow models)."
+    mode: Literal["offline", "online"] = Field(
+        "offline",
+        description="offline: Gaussian of OUT references, one-sided p-value; online: IN vs OUT Gaussians "
+        "(needs reference models trained on the evaluation samples, protocol: pool).",
+    )
+    fix_variance: bool | None = Field(
+        None,
+        description="One global sigma per side for every sample. null (auto): online, fixed below "
+        f"{PER_SAMPLE_VARIANCE_MIN_MODELS} reference models; offline, per-sample.",
     )
 
 
 def scaled_logit(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     """phi = log p_y - log(sum_{i != y} p_i) = g_y - logsumexp_{i != y} g_i, in float64."""
-    g = logits.double()
-    y = labels.view(-1, 1)
-    others = g.scatter(1, y, float("-inf"))
-    return (g.gather(1, y).squeeze(1) - torch.logsumexp(others, 1)).numpy()
+    return class_log_odds(logits.double(), labels).numpy()
+
+
+def uses_fixed_variance(fix_variance: bool | None, mode: str, reference_models: int, pool: bool = False) -> bool:
+    """Resolve ``fix_variance`` (None: auto, see the module docstring) for a run with that many references.
+
+    ``pool``: the references trained on evaluation samples (a model pool), not offline shadows.
+    """
+    if fix_variance is not None:
+        return fix_variance
+    return (mode == "online" or pool) and reference_models < PER_SAMPLE_VARIANCE_MIN_MODELS
+
+
+def _fit(x: Table, inside: bool, fix_variance: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) per sample of its IN (``inside``) or OUT references: ML estimates, NaN where unfitted.
+
+    Per-sample: NaN with fewer than two references. Fixed: one std for all, the root
+    mean of the per-sample variances (those with two or more references); a sample
+    then needs one reference (for its mean).
+    """
+    mask = x.is_in if inside else x.out
+    count = mask.sum(0)
+    mean = x.in_mean() if inside else x.out_mean()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(mask, (x.refs - mean) ** 2, 0.0).sum(0) / count
+    var = np.where(count >= 2, var, np.nan)
+    if fix_variance:
+        fitted = var[np.isfinite(var)]
+        var = np.full(len(x), fitted.mean() if len(fitted) else np.nan)
+    return mean, np.maximum(np.sqrt(var), MIN_STD)
 
 
 def lira_offline_scores(x: Table, fix_variance: bool = False) -> np.ndarray:
@@ -52,30 +120,81 @@ def lira_offline_scores(x: Table, fix_variance: bool = False) -> np.ndarray:
 
     NaN for a sample with fewer than two OUT references (one, with ``fix_variance``).
     """
-    count = x.out.sum(0)
-    mean = x.out_mean()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.where(x.out, (x.refs - mean) ** 2, 0.0).sum(0) / count
-    var = np.where(count >= 2, var, np.nan)
-    if fix_variance:
-        fitted = var[np.isfinite(var)]
-        var = np.full(len(x), fitted.mean() if len(fitted) else np.nan)
-    std = np.maximum(np.sqrt(var), MIN_STD)
+    mean, std = _fit(x, False, fix_variance)
     return -log_ndtr(-(x.target - mean) / std)
 
 
+def _log_normal_pdf(t: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """log N(t; mean, std^2) in float64, without the constant -log(2 pi) / 2 (it cancels in a ratio)."""
+    return -0.5 * ((t - mean) / std) ** 2 - np.log(std)
+
+
+def _predictive(x: Table, inside: bool, fix_variance: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) per sample of the predictive Gaussian of a new model's phi, from its IN or OUT references.
+
+    With n references of mean m and variance s^2 (unbiased: sums of squares over n - 1;
+    fixed: one s^2 pooled over every sample with two or more references, sum of squares
+    over sum of n - 1), a new draw is N(m, s^2 (1 + 1/n)). The 1 + 1/n matters in a small
+    pool: the target's own side always has one reference fewer than the other (with 8
+    models a member has 3 IN and 4 OUT references, a non-member 4 and 3), and plain
+    maximum-likelihood fits then score members lower where nothing leaks.
+    """
+    mask = x.is_in if inside else x.out
+    n = mask.sum(0)
+    mean = x.in_mean() if inside else x.out_mean()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        squares = np.where(mask, (x.refs - mean) ** 2, 0.0).sum(0)
+        if fix_variance:
+            fitted = n >= 2
+            pooled = squares[fitted].sum() / (n[fitted] - 1).sum() if fitted.any() else np.nan
+            var = np.full(len(x), pooled)
+        else:
+            var = np.where(n >= 2, squares / (n - 1), np.nan)
+        var = np.where(n >= 1, var * (1 + 1 / n), np.nan)
+    return mean, np.maximum(np.sqrt(var), MIN_STD)
+
+
+def lira_online_scores(x: Table, fix_variance: bool = False) -> np.ndarray:
+    """log N(phi_target; mu_in, s_in) - log N(phi_target; mu_out, s_out), per sample (predictive Gaussians).
+
+    NaN for a sample with fewer than two IN or two OUT references (one each, with
+    ``fix_variance``: one pooled s_in and one pooled s_out).
+    """
+    mean_in, std_in = _predictive(x, True, fix_variance)
+    mean_out, std_out = _predictive(x, False, fix_variance)
+    with np.errstate(invalid="ignore"):
+        return _log_normal_pdf(x.target, mean_in, std_in) - _log_normal_pdf(x.target, mean_out, std_out)
+
+
 class LiRAAttack(ReferenceAttack):
-    """Offline LiRA (Carlini et al. 2022): per-sample Gaussian of phi under OUT shadows; score -log p-value."""
+    """LiRA (Carlini et al. 2022): offline one-sided test against OUT shadows, or online IN/OUT likelihood ratio."""
 
     name = "lira"
     Params = LiRAParams
     shadow_needs = ShadowNeeds(count=2)
+    _reference_models: int | None = None  # the run's shadow count, for fix_variance: auto
+    _pool: bool = False  # the run's references trained on evaluation samples (protocol: pool)
+
+    @classmethod
+    def needs(cls, params):
+        if params is not None and params.mode == "online":
+            return ShadowNeeds(count=4, mode="online")
+        return cls.shadow_needs
 
     def statistic(self, logits, labels):
         return scaled_logit(logits, labels)
 
+    def run(self, ctx):
+        self._reference_models = len(ctx.shadows)
+        self._pool = any(np.isin(ctx.eval_indices, s.members).any() for s in ctx.shadows)
+        return super().run(ctx)
+
     def score(self, x, z):
-        return lira_offline_scores(x, self.params.fix_variance)
+        models = self._reference_models if self._reference_models is not None else len(x.refs)
+        fixed = uses_fixed_variance(self.params.fix_variance, self.params.mode, models, self._pool)
+        if self.params.mode == "online":
+            return lira_online_scores(x, fixed)
+        return lira_offline_scores(x, fixed)
 
 
 @hookimpl
