@@ -101,3 +101,22 @@ def test_per_class_thresholds_and_balanced_accuracy():
 def test_non_finite_scores_are_refused():
     with pytest.raises(ValueError, match="non-finite"):
         attack_metrics(MEMBER, np.array([1.0, np.nan, 0.0, 0.0]), np.zeros(4, int), None)
+
+
+@pytest.mark.parametrize("nonmembers, expected", [(10_000, 0.5), (9_999, None)])
+def test_tpr_at_001pct_fpr_needs_10000_nonmembers(nonmembers, expected):
+    # Non-members score 0 .. n-1. 30 members score above all of them, 20 between the two
+    # highest non-members, 50 at -1. With 10,000 non-members 0.01% FPR allows exactly one
+    # false positive: the threshold at the highest non-member catches 30 + 20 of 100.
+    top = nonmembers - 1
+    scores = np.concatenate([np.arange(nonmembers, dtype=float), np.full(30, top + 1.0), np.full(20, top - 0.5),
+                             np.full(50, -1.0)])
+    membership = np.concatenate([np.zeros(nonmembers, bool), np.ones(100, bool)])
+    metrics = attack_metrics(membership, scores, np.zeros(len(scores), int), None)
+    row = metrics.as_row()
+    if expected is None:  # too few non-members: not reported
+        assert np.isnan(row["tpr_at_0_01pct_fpr"]) and np.isnan(row["tpr_at_0_01pct_fpr_low"])
+    else:
+        assert row["tpr_at_0_01pct_fpr"] == expected
+        assert row["tpr_at_0_01pct_fpr_low"] < expected < row["tpr_at_0_01pct_fpr_high"]
+    assert row["tpr_at_0_1pct_fpr"] == 0.5  # ten false positives allowed (9 with 9,999): the same 50 members

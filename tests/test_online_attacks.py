@@ -180,10 +180,10 @@ def test_online_rmia_ignores_a_and_offline_ignores_the_in_references():
 # ------------------------------------------------------------------ needs and params
 
 
-def test_online_modes_need_four_online_reference_models():
-    online = ShadowNeeds(count=4, mode="online")
-    assert LiRAAttack.needs(LiRAAttack.Params(mode="online")) == online
-    assert RMIAAttack.needs(RMIAAttack.Params(mode="online")) == online
+def test_online_modes_need_online_reference_models_on_each_side():
+    # count: references per side; LiRA fits a variance (2), RMIA a mean (1)
+    assert LiRAAttack.needs(LiRAAttack.Params(mode="online")) == ShadowNeeds(count=2, mode="online")
+    assert RMIAAttack.needs(RMIAAttack.Params(mode="online")) == ShadowNeeds(count=1, mode="online")
     assert LiRAAttack.needs(LiRAAttack.Params()) == ShadowNeeds(count=2)
     assert RMIAAttack.needs(RMIAAttack.Params()) == ShadowNeeds()
 

@@ -10,6 +10,7 @@ import click
 
 import mibench
 from mibench.cli.common import interrupted
+from mibench.cli.exposed_cmd import exposed_command
 from mibench.cli.leaderboard_cmd import leaderboard_command
 from mibench.cli.plugins_cmd import plugins_command
 from mibench.cli.report_cmd import report_command
@@ -40,3 +41,4 @@ main.add_command(run_command)
 main.add_command(roc_command)
 main.add_command(leaderboard_command)
 main.add_command(report_command)
+main.add_command(exposed_command)

@@ -206,13 +206,16 @@ def _protocol_checks(grid: Grid, attacks: list[PluginConfig]) -> list[Problem]:
         if grid.pool.models < MIN_POOL_MODELS:
             problems.append(Problem(("pool", "models"), f"must be >= {MIN_POOL_MODELS}: each target of the pool "
                                     f"needs IN and OUT reference models among the other {grid.pool.models - 1}"))
+        # Balanced (as many IN as OUT), a target's references give each sample M // 2 - 1 of each.
+        per_side = grid.pool.models // 2 - 1
         short = {}
         for a in attacks:
-            if needs_of(a).count > grid.pool.models - 1:
+            if needs_of(a).count > per_side:
                 short.setdefault(a.position, (a, needs_of(a).count))
         for position, (a, count) in sorted(short.items()):
-            problems.append(Problem(("attacks", position), f"attack {a.label!r} needs at least {count} reference "
-                                    f"models; pool.models {grid.pool.models} gives each target {grid.pool.models - 1}"))
+            problems.append(Problem(("attacks", position), f"attack {a.label!r} needs {count} IN and {count} OUT "
+                                    f"reference models per sample; pool.models {grid.pool.models} gives {per_side} of "
+                                    f"each (use at least {2 * count + 2} models)"))
         return problems
     online = {}
     for a in attacks:

@@ -70,7 +70,9 @@ class ShadowNeeds:
     """What an attack needs of shadow models; the planner reads only this.
 
     ``count``: at least this many (0: the attack uses none; the grid's
-    ``shadow.count`` says how many are trained). ``mode``: ``offline`` shadows never
+    ``shadow.count`` says how many are trained). Under ``protocol: pool`` it is the
+    references needed per sample on each side (IN and OUT): a pool of M models gives
+    M // 2 - 1 of each. ``mode``: ``offline`` shadows never
     train on the target's evaluation samples (the paper's protocol); ``online``
     ones train on half of them each (a later protocol). ``training``: ``grid``
     follows the grid's ``shadow.training``; ``like-target`` always trains them with

@@ -68,14 +68,15 @@ class Table:
         """
         if self.inside is None or not self.inside.any():
             return self
-        inside, out = self.is_in.copy(), self.out.copy()
-        n_in, n_out = inside.sum(0), out.sum(0)
-        keep = {id(inside): np.minimum(n_in, n_out), id(out): np.where(n_in > 0, np.minimum(n_in, n_out), n_out)}
+        n_in, n_out = self.is_in.sum(0), self.out.sum(0)
+        both = np.minimum(n_in, n_out)
         keys = np.random.default_rng(seed).random(self.refs.shape)
-        for side in (inside, out):
+
+        def keep(side: np.ndarray, count: np.ndarray) -> np.ndarray:
             ranks = np.where(side, keys, np.inf).argsort(0).argsort(0)  # rank among the side's references
-            side &= ranks < keep[id(side)]
-        return Table(self.target, self.refs, out, inside)
+            return side & (ranks < count)
+
+        return Table(self.target, self.refs, keep(self.out, np.where(n_in > 0, both, n_out)), keep(self.is_in, both))
 
     def out_mean(self) -> np.ndarray:
         """Mean of the statistic over each sample's OUT references (NaN where there are none)."""

@@ -178,7 +178,7 @@ class LiRAAttack(ReferenceAttack):
     @classmethod
     def needs(cls, params):
         if params is not None and params.mode == "online":
-            return ShadowNeeds(count=4, mode="online")
+            return ShadowNeeds(count=2, mode="online")
         return cls.shadow_needs
 
     def statistic(self, logits, labels):

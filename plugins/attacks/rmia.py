@@ -107,7 +107,7 @@ class RMIAAttack(ReferenceAttack):
     @classmethod
     def needs(cls, params):
         if params is not None and params.mode == "online":
-            return ShadowNeeds(count=4, mode="online")
+            return ShadowNeeds(count=1, mode="online")
         return cls.shadow_needs
 
     def statistic(self, logits, labels):
