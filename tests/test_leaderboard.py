@@ -106,3 +106,25 @@ def test_strongest_attack_accuracy_cost_and_pareto_front():
     assert board["acc_cost"].round(6).to_dict() == {"ce": 0.0, "a": 0.05, "b": 0.10, "c": 0.02}
     # b is beaten by a on both (more accurate, less leaky); ce, a and c each win somewhere
     assert board["pareto"].to_dict() == {"ce": True, "a": True, "b": False, "c": True}
+
+
+def test_a_run_from_before_the_pool_protocol_keeps_its_rows(finished_run, tmp_path):
+    # results.csv of an older mibench: no protocol or pool columns. Merged with a new run, its
+    # rows must not vanish from the leaderboard (a NaN protocol would drop them from groupby),
+    # and its report must build.
+    older = tmp_path / "older"
+    shutil.copytree(finished_run, older)
+    rows = pd.read_csv(older / "results.csv")
+    rows = rows.drop(columns=[c for c in rows.columns if c == "protocol" or "target_" in c or "0_01pct" in c
+                              or c == "targets"])
+    rows["mibench_version"] = "0.1.0"
+    rows["config_hash"] = rows["config_hash"] + "-0.1"
+    rows["defense"] = "ce (0.1.0)"
+    rows.to_csv(older / "results.csv", index=False)
+    merged = merge_results(load_results([finished_run, older]))
+    assert (merged["protocol"] == "paper").all()
+    board = leaderboard(merged)
+    assert board["defense"].tolist() == ["ce", "ce (0.1.0)"]
+    assert (board["seeds"] == 2).all() and (board["protocol"] == "paper").all()
+    result = CliRunner().invoke(main, ["report", str(older)])
+    assert result.exit_code == 0, result.output

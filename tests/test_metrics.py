@@ -117,6 +117,6 @@ def test_tpr_at_001pct_fpr_needs_10000_nonmembers(nonmembers, expected):
     if expected is None:  # too few non-members: not reported
         assert np.isnan(row["tpr_at_0_01pct_fpr"]) and np.isnan(row["tpr_at_0_01pct_fpr_low"])
     else:
-        assert row["tpr_at_0_01pct_fpr"] == expected
+        assert row["tpr_at_0_01pct_fpr"] == expected and row["fp_at_0_01pct_fpr"] == 1
         assert row["tpr_at_0_01pct_fpr_low"] < expected < row["tpr_at_0_01pct_fpr_high"]
     assert row["tpr_at_0_1pct_fpr"] == 0.5  # ten false positives allowed (9 with 9,999): the same 50 members

@@ -7,6 +7,7 @@ its reference models; the population (1000..1999) trained no model.
 """
 
 import math
+from dataclasses import replace
 import statistics
 from statistics import NormalDist
 
@@ -238,7 +239,7 @@ def pool_context(shift, sd_in, sd_out, models=8, seed=1):
 
         members = np.flatnonzero(inside[m, :N_EVAL])
         views.append(FakeAccess(pool, members, np.setdiff1d(np.arange(N_EVAL), members), logits))
-    return context(views[0], views[1:], population=np.arange(N_EVAL, N), seed=3)
+    return replace(context(views[0], views[1:], population=np.arange(N_EVAL, N), seed=3), pool_models=models)
 
 
 def evaluate(attack, ctx):
@@ -293,11 +294,28 @@ def test_reference_counts_would_tell_membership_and_balanced_tables_hide_them():
     ins = np.stack([np.isin(ctx.eval_indices, s.members) for s in ctx.shadows])
     outs = ~ins
     assert roc_auc_score(member, -ins.sum(0)) == 1.0
-    balanced = Table(np.zeros(N_EVAL), np.zeros(ins.shape), outs, ins).balanced()
+    balanced = Table(np.zeros(N_EVAL), np.zeros(ins.shape), outs, ins).balanced(3)
     assert (balanced.is_in.sum(0) == 3).all() and (balanced.out.sum(0) == 3).all()
     assert (balanced.is_in <= ins).all() and (balanced.out <= outs).all()
     per_sample = evaluate(LiRAAttack(LiRAAttack.Params(mode="online", fix_variance=False)), ctx)
     assert per_sample.auc == pytest.approx(0.5, abs=0.04)
+
+
+@pytest.mark.parametrize("models", [7, 8, 16])
+def test_balanced_tables_give_every_sample_the_same_counts(models):
+    # A target's M - 1 references: a member has floor(M/2) - 1 IN ones, a non-member floor(M/2).
+    # Odd M (7: 2 IN + 4 OUT against 3 + 3) or a reference that carved a sample out of its
+    # split must not leave members with other counts than non-members.
+    inside = pool_inside(models, seed=2)[:, :N_EVAL]
+    target, refs = inside[0], inside[1:]
+    out = ~refs
+    carved = np.random.default_rng(4).random(refs.shape) < 0.2
+    for neither in (np.zeros_like(refs), carved & refs):  # carved: neither IN nor OUT for the attack
+        table = Table(np.zeros(N_EVAL), np.zeros(refs.shape), out, refs & ~neither).balanced(models // 2 - 1)
+        assert (table.is_in.sum(0) == models // 2 - 1).all()
+        assert (table.out.sum(0) == models // 2 - 1).all()
+        assert not (table.is_in & table.out).any() and (table.out <= out).all()
+        assert target.any() and (~target).any()
 
 
 def test_online_lira_beats_offline_where_in_references_carry_information():

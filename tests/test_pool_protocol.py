@@ -156,6 +156,7 @@ def test_pool_run_pools_the_roc_and_reports_each_target(pool_run):
         assert row["tpr_at_1pct_fpr"] == pytest.approx(attack_metrics(membership, scores, None, None).tpr_at_1pct_fpr,
                                                        abs=1e-6)
         assert row["n_members"] == membership.sum() and row["n_nonmembers"] == (~membership).sum()
+        assert np.isnan(row["tpr_at_0_01pct_fpr"])  # under 10,000 non-members, pooled or distinct
         assert row["auc_target_mean"] == pytest.approx(mine["auc"].mean(), abs=1e-6)
         assert row["auc_target_std"] == pytest.approx(mine["auc"].std(), abs=1e-6)
         assert row["test_acc"] == pytest.approx(mine["test_acc"].mean(), abs=1e-6)

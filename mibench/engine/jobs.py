@@ -327,7 +327,8 @@ def run_attack_job(job: AttackJob, store: Store, device: torch.device, opener: O
     run = job.target.run
     ctx = AttackContext(pool=access.pool, target=target, shadows=shadows, device=device,
                         seed=derived_seed(job.seed, "attack", job.attack.name), eval_indices=eval_indices,
-                        population=protocol(run.dataset, run.split_seed, run.layout).population)
+                        population=protocol(run.dataset, run.split_seed, run.layout).population,
+                        pool_models=run.layout.models if run.layout is not None else 0)
     torch.manual_seed(ctx.seed)
     output = job.attack.create().run(ctx)
     if not isinstance(output, AttackOutput):

@@ -44,6 +44,7 @@ class AttackMetrics:
     tpr_at_001pct_fpr: float = math.nan  # only with at least 10,000 non-members (10 false positives allowed)
     tpr_at_001pct_fpr_low: float = math.nan
     tpr_at_001pct_fpr_high: float = math.nan
+    fp_at_001pct_fpr: int = 0
 
     def as_row(self) -> dict[str, Any]:
         """The metrics under the names of the result row's columns (``mibench.report.results.ResultRow``)."""
@@ -60,6 +61,7 @@ ROW_NAMES = {
     "tpr_at_001pct_fpr": "tpr_at_0_01pct_fpr",
     "tpr_at_001pct_fpr_low": "tpr_at_0_01pct_fpr_low",
     "tpr_at_001pct_fpr_high": "tpr_at_0_01pct_fpr_high",
+    "fp_at_001pct_fpr": "fp_at_0_01pct_fpr",
 }
 
 MIN_NONMEMBERS_001PCT = 10_000
@@ -118,4 +120,5 @@ def _tpr_at_001pct(membership: np.ndarray, scores: np.ndarray) -> dict[str, floa
     if int((~membership).sum()) < MIN_NONMEMBERS_001PCT:
         return {}
     at = tpr_at_fpr(membership, scores, 0.0001)
-    return {"tpr_at_001pct_fpr": at.tpr, "tpr_at_001pct_fpr_low": at.low, "tpr_at_001pct_fpr_high": at.high}
+    return {"tpr_at_001pct_fpr": at.tpr, "tpr_at_001pct_fpr_low": at.low, "tpr_at_001pct_fpr_high": at.high,
+            "fp_at_001pct_fpr": int(at.false_positives)}

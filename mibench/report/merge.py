@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from mibench.engine.layout import RunLayout
+from mibench.report.results import with_defaults
 
 NUMBERS = ["train_acc", "test_acc", "auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr", "balanced_acc"]
 
@@ -39,7 +40,7 @@ def load_results(run_dirs: list[Path]) -> pd.DataFrame:
         missing = {"config_hash", "status", *NUMBERS} - set(frame.columns)
         if missing:
             raise RunReadError(f"{path}: not a mibench results table (missing {', '.join(sorted(missing))})")
-        frames.append(frame.assign(source=str(run_dir)))
+        frames.append(with_defaults(frame).assign(source=str(run_dir)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

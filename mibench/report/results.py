@@ -55,6 +55,7 @@ class ResultRow(BaseModel):
     tpr_at_0_01pct_fpr: float = math.nan  # only with at least 10,000 non-members
     tpr_at_0_01pct_fpr_low: float = math.nan
     tpr_at_0_01pct_fpr_high: float = math.nan
+    fp_at_0_01pct_fpr: int = 0
     protocol: str = "paper"  # 'pool': the metrics above are of the ROC pooled over the pool's targets
     targets: int = 1  # targets evaluated (the pool's models); the spread over them follows
     auc_target_mean: float = math.nan
@@ -84,10 +85,16 @@ def rows_frame(rows: list[ResultRow]) -> pd.DataFrame:
 
 
 def with_defaults(results: pd.DataFrame) -> pd.DataFrame:
-    """``results`` with every column a newer mibench added filled with its default (older runs' CSVs lack them)."""
-    missing = {name: f.default for name, f in ResultRow.model_fields.items()
-               if name not in results and f.default is not PydanticUndefined}
-    return results.assign(**missing) if missing else results
+    """``results`` with the columns a newer mibench added filled with their defaults.
+
+    Older runs' CSVs lack them; merged with newer ones, their rows hold NaN there, and
+    a NaN grouping key (``protocol``) would drop them from the leaderboard silently.
+    """
+    defaults = {name: f.default for name, f in ResultRow.model_fields.items() if f.default is not PydanticUndefined}
+    missing = {name: value for name, value in defaults.items() if name not in results}
+    results = results.assign(**missing) if missing else results
+    keys = {name: defaults[name] for name in GROUP if name in defaults and results[name].isna().any()}
+    return results.fillna(keys) if keys else results
 
 
 # Metric columns of the leaderboard: result column -> short prefix of its leaderboard columns.

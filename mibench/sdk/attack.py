@@ -124,7 +124,11 @@ class AttackContext:
     Under ``protocol: paper`` the shadows trained on halves of the population and
     never on an evaluation sample (offline). Under ``protocol: pool`` the shadows
     are the pool's other models (the target's reference models): each trained on
-    about half of the evaluation samples (online), none on the population.
+    about half of the evaluation samples (online), none on the population, and
+    ``pool_models`` is M. Every sample is IN for exactly M // 2 models, so the number
+    of a sample's IN references gives the target's membership away: an attack must
+    use the same number of references per sample whatever the target's membership
+    (:meth:`~mibench.sdk.reference_attack.Table.balanced` does it).
     """
 
     pool: Pool
@@ -134,6 +138,7 @@ class AttackContext:
     seed: int
     eval_indices: np.ndarray
     population: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pool_models: int = 0  # protocol: pool: M, the target and its M - 1 references; 0 under the paper's protocol
 
 
 class Attack(Plugin):

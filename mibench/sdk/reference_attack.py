@@ -16,9 +16,9 @@ references gets a NaN score there and is left out. One global threshold maximisi
 balanced accuracy over the pooled scores is kept; with a single shadow (nobody left
 to be a reference) there is none.
 
-Under the pool protocol the base hands :meth:`ReferenceAttack.score` tables with as many
-IN as OUT references per sample (:meth:`Table.balanced`): the raw counts would tell the
-target's membership.
+Under the pool protocol the base hands :meth:`ReferenceAttack.score` tables with the
+same number of IN and OUT references for every sample (:meth:`Table.balanced`): the raw
+counts would tell the target's membership.
 """
 
 from __future__ import annotations
@@ -55,28 +55,31 @@ class Table:
         """``inside``, or all False where it was not given."""
         return np.zeros_like(self.out) if self.inside is None else self.inside
 
-    def balanced(self, seed: int = 0) -> "Table":
-        """This table with, per sample, as many IN as OUT references: the larger side loses random ones.
+    def balanced(self, per_side: int, seed: int = 0) -> "Table":
+        """This table with ``per_side`` IN-side and ``per_side`` OUT references per sample (random ones).
 
         Under the pool protocol every sample is IN for exactly floor(M/2) models, so a
         target's membership fixes how many of its references are IN (a member has one
-        IN reference fewer than a non-member). An attack that fitted the two sides
-        from unequal counts would score that count, not the model (with 8 models, a
-        member has 3 IN and 4 OUT references). Equal counts remove it; the dropped
-        references count as neither IN nor OUT. A sample without IN references (every
-        sample of the paper's protocol, population samples) keeps its OUT ones.
+        IN reference fewer than a non-member). An attack that used every reference
+        would score that count, not the model; a fixed number per side, the same for
+        every sample (``per_side`` = floor(M/2) - 1 for a target's M - 1 references),
+        removes it. The IN side is drawn from the references whose training split
+        held the sample, and a reference that carved it out for a defense's
+        reference set (AdvReg, DMP: the set shapes the released model) counts as IN
+        here: the count of true members would again depend on the target's
+        membership. Samples no reference trained on (population samples) keep all
+        their OUT references.
         """
-        if self.inside is None or not self.inside.any():
-            return self
-        n_in, n_out = self.is_in.sum(0), self.out.sum(0)
-        both = np.minimum(n_in, n_out)
+        split = ~self.out  # trained on the sample or carved it out of its split
         keys = np.random.default_rng(seed).random(self.refs.shape)
 
-        def keep(side: np.ndarray, count: np.ndarray) -> np.ndarray:
+        def first(side: np.ndarray) -> np.ndarray:
             ranks = np.where(side, keys, np.inf).argsort(0).argsort(0)  # rank among the side's references
-            return side & (ranks < count)
+            return side & (ranks < per_side)
 
-        return Table(self.target, self.refs, keep(self.out, np.where(n_in > 0, both, n_out)), keep(self.is_in, both))
+        pooled = split.any(0)
+        out = np.where(pooled, first(self.out), self.out)
+        return Table(self.target, self.refs, out, first(split))
 
     def out_mean(self) -> np.ndarray:
         """Mean of the statistic over each sample's OUT references (NaN where there are none)."""
@@ -135,7 +138,12 @@ class ReferenceAttack(Attack):
             np.stack([self._statistic(s, evals) for s in shadows]),
             np.stack([_is_out(s, evals) for s in shadows]),
             np.stack([np.isin(evals, s.members) for s in shadows]),
-        ).balanced()
+        )
+        # Pool protocol: as many references per side for every sample, whatever the target's
+        # membership (floor(M/2) - 1; one fewer in calibration, where a shadow is the target).
+        per_side = ctx.pool_models // 2 - 1
+        if ctx.pool_models:
+            x = x.balanced(per_side)
         # Every shadow on its own samples (the leave-one-out calibration) and on the
         # population (the references of the population samples z). Under the paper's
         # protocol both are the shadow half; under the pool protocol, the evaluation
@@ -154,7 +162,7 @@ class ReferenceAttack(Attack):
         scores = self.score(x, z)
         if not np.isfinite(scores).all():
             raise ValueError(f"attack {self.name!r} could not score {int((~np.isfinite(scores)).sum())} target samples")
-        threshold, n_cal = self._calibrate(stats, is_in, is_out, z_pos)
+        threshold, n_cal = self._calibrate(stats, is_in, is_out, z_pos, per_side - 1 if ctx.pool_models else None)
         info = {"calibration_samples": n_cal, "population_samples": len(z_pos)}
         if threshold is None:
             return AttackOutput(scores, info=info)
@@ -173,9 +181,12 @@ class ReferenceAttack(Attack):
         return np.sort(np.random.default_rng(seed).choice(eligible, size, replace=False))
 
     def _calibrate(
-        self, stats: np.ndarray, is_in: np.ndarray, is_out: np.ndarray, z_pos: np.ndarray
+        self, stats: np.ndarray, is_in: np.ndarray, is_out: np.ndarray, z_pos: np.ndarray,
+        per_side: int | None = None,
     ) -> tuple[float | None, int]:
         """Leave-one-out over the shadows: (global threshold or None, samples it was fitted on).
+
+        ``per_side``: pool protocol, the references per side each table is balanced to.
 
         A sample a shadow neither trained on nor held out (a defense's carve-out) is
         not one of its calibration samples.
@@ -191,8 +202,11 @@ class ReferenceAttack(Attack):
             if self.population_size() != 0 and len(zj) == 0:
                 continue
             inside = is_in[others]
-            s = self.score(Table(stats[j], refs, out, inside).balanced(),
-                           Table(stats[j, zj], refs[:, zj], out[:, zj], inside[:, zj]).balanced())
+            xj = Table(stats[j], refs, out, inside)
+            zt = Table(stats[j, zj], refs[:, zj], out[:, zj], inside[:, zj])
+            if per_side is not None:
+                xj, zt = xj.balanced(per_side), zt.balanced(per_side)
+            s = self.score(xj, zt)
             keep = np.isfinite(s) & (is_in[j] | is_out[j])
             scores.append(s[keep])
             membership.append(is_in[j][keep])
