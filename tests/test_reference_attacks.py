@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mibench.sdk.thresholds import best_threshold
+from mibench.sdk.dataset import Pool
 from mibench.sdk.reference_attack import Table
 from mibench_plugins.attacks.lira import LiRAAttack, lira_offline_scores, scaled_logit
 from mibench_plugins.attacks.rmia import RMIAAttack, dominance, likelihood_ratio
@@ -222,3 +223,48 @@ def test_rmia_draws_a_seeded_population():
     a, b = small.run(ctx), small.run(ctx)
     assert a.info["population_samples"] == 2
     np.testing.assert_array_equal(a.scores, b.scores)
+
+
+class _Asymmetric(torch.nn.Module):
+    """A fixed linear model on 1 x 2 x 3 images whose output changes under a left-right mirror."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.arange(18, dtype=torch.float32).view(3, 6) / 10 - 0.8
+
+    def forward(self, x):
+        flat = x.flatten(1)
+        return flat @ self.weight.T, flat
+
+
+class _Queried(FakeAccess):
+    """A fake model that also answers black-box queries on [0, 1] images (the pool: mean 0, std 1)."""
+
+    def __init__(self, pool, members, nonmembers, module):
+        super().__init__(pool, members, nonmembers, module=module)
+        self.images_queried = 0
+
+    def query(self, images):
+        self.images_queried += len(images)
+        with torch.no_grad():
+            return self._module(images)[0]
+
+
+def test_lira_flip_averages_phi_over_the_sample_and_its_mirror():
+    inputs = torch.randint(0, 256, (5, 1, 2, 3), generator=torch.Generator().manual_seed(0)).to(torch.uint8)
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    pool = Pool(inputs, labels, 3, (0.0,), (1.0,))
+    model = _Queried(pool, np.array([0, 1]), np.array([2, 3, 4]), _Asymmetric())
+    indices = np.array([4, 0, 2])
+    images = inputs[indices].float() / 255
+    direct, mirrored = _Asymmetric()(images)[0], _Asymmetric()(images.flip(-1))[0]
+    assert not torch.allclose(direct, mirrored)  # the mirror changes the answer
+    want = [(phi_by_hand(direct[i].tolist(), int(labels[j])) + phi_by_hand(mirrored[i].tolist(), int(labels[j]))) / 2
+            for i, j in enumerate(indices)]
+    got = LiRAAttack(LiRAAttack.Params(flip=True)).model_statistic(model, indices)
+    assert got.tolist() == pytest.approx(want, rel=1e-5)
+    assert model.images_queried == 3  # one mirrored query per sample, black box
+    plain = LiRAAttack().model_statistic(model, indices)
+    assert plain.tolist() == pytest.approx([phi_by_hand(direct[i].tolist(), int(labels[j]))
+                                            for i, j in enumerate(indices)], rel=1e-5)
+    assert model.images_queried == 3  # no flip: no query

@@ -124,7 +124,11 @@ class ReferenceAttack(Attack):
 
     # ------------------------------------------------------------------------ the run
 
-    def _statistic(self, model: ModelView, indices: np.ndarray) -> np.ndarray:
+    def model_statistic(self, model: ModelView, indices: np.ndarray) -> np.ndarray:
+        """The statistic of ``model`` on pool samples ``indices``: :meth:`statistic` of its cached logits.
+
+        Override it to query the model on augmented copies too (LiRA's ``flip``).
+        """
         return np.asarray(self.statistic(model.logits(indices).double(), model.labels(indices)), dtype=np.float64)
 
     def run(self, ctx: AttackContext) -> AttackOutput:
@@ -134,8 +138,8 @@ class ReferenceAttack(Attack):
             raise ValueError(f"attack {self.name!r} needs at least {least} shadow models, got {len(shadows)}")
         evals = ctx.eval_indices
         x = Table(
-            self._statistic(ctx.target, evals),
-            np.stack([self._statistic(s, evals) for s in shadows]),
+            self.model_statistic(ctx.target, evals),
+            np.stack([self.model_statistic(s, evals) for s in shadows]),
             np.stack([_is_out(s, evals) for s in shadows]),
             np.stack([np.isin(evals, s.members) for s in shadows]),
         )
@@ -151,12 +155,12 @@ class ReferenceAttack(Attack):
         own = np.unique(np.concatenate([np.concatenate([s.members, s.nonmembers]) for s in shadows]))
         population = np.asarray(ctx.population, dtype=np.int64)
         samples = np.union1d(own, population)
-        stats = np.stack([self._statistic(s, samples) for s in shadows])
+        stats = np.stack([self.model_statistic(s, samples) for s in shadows])
         is_in = np.stack([np.isin(samples, s.members) for s in shadows])
         is_out = np.stack([_is_out(s, samples) for s in shadows])
         in_population = np.isin(samples, population)
         z_pos = self._draw_population(ctx.seed, is_out & in_population)
-        z_target = self._statistic(ctx.target, samples[z_pos]) if len(z_pos) else np.zeros(0)
+        z_target = self.model_statistic(ctx.target, samples[z_pos]) if len(z_pos) else np.zeros(0)
         z = Table(z_target, stats[:, z_pos], is_out[:, z_pos], is_in[:, z_pos])
 
         scores = self.score(x, z)

@@ -41,7 +41,8 @@ references on each side it fits (OUT offline; IN and OUT online), fixed variance
 Where the authors' code differs (tensorflow/privacy research/mi_lira_2021, plot.py):
 it scores offline with -logpdf of the OUT Gaussian (two-sided: a sample far *below* the
 OUT mean also looks like a member), takes the median for the mean, and averages over
-augmented queries. mibench follows the paper's one-sided test and queries once. The
+augmented queries. mibench follows the paper's one-sided test; ``flip: true`` adds the
+code's mirrored query (phi averaged over the sample and its horizontal mirror). The
 code's fixed variance pools every value instead of averaging per-sample variances (for
 the one-sided offline score the ranking does not depend on which global sigma is used,
 only the scale does).
@@ -60,7 +61,9 @@ import torch
 from pydantic import Field
 from scipy.special import log_ndtr
 
-from mibench.sdk import Params, ReferenceAttack, ShadowNeeds, Table, class_log_odds, hookimpl
+from mibench.sdk import Params, ReferenceAttack, ShadowNeeds, Table, class_log_odds, hookimpl, unit_inputs
+
+FLIP_BATCH = 1024  # samples per mirrored query batch
 
 MIN_STD = 1e-12  # a sigma floor, so that identical shadow outputs give a finite z
 # Below this many reference models, "auto" online LiRA uses the fixed (global) variance:
@@ -73,6 +76,11 @@ class LiRAParams(Params):
         "offline",
         description="offline: Gaussian of OUT references, one-sided p-value; online: IN vs OUT Gaussians "
         "(needs reference models trained on the evaluation samples, protocol: pool).",
+    )
+    flip: bool = Field(
+        False,
+        description="Also query every model on the horizontal mirror of each sample and average the two phi's "
+        "(as Carlini et al.'s code does; one more black-box pass per sample and model).",
     )
     fix_variance: bool | None = Field(
         None,
@@ -184,9 +192,21 @@ class LiRAAttack(ReferenceAttack):
     def statistic(self, logits, labels):
         return scaled_logit(logits, labels)
 
+    def model_statistic(self, model, indices):
+        """phi of the sample; with ``flip``, the mean of phi on the sample and on its mirror (black-box queries)."""
+        phi = super().model_statistic(model, indices)
+        if not self.params.flip:
+            return phi
+        mirrored = [np.zeros(0)]
+        for start in range(0, len(indices), FLIP_BATCH):
+            chunk = np.asarray(indices[start : start + FLIP_BATCH])
+            logits = model.query(unit_inputs(model.pool, chunk, model.device).flip(-1))
+            mirrored.append(scaled_logit(logits, model.labels(chunk)))
+        return (phi + np.concatenate(mirrored)) / 2
+
     def run(self, ctx):
         self._reference_models = len(ctx.shadows)
-        self._pool = any(np.isin(ctx.eval_indices, s.members).any() for s in ctx.shadows)
+        self._pool = ctx.pool_models > 0
         return super().run(ctx)
 
     def score(self, x, z):
