@@ -199,3 +199,21 @@ def test_validate_says_what_each_attack_needs(write_grid):
     assert ("lira(mode=online): the pool's other models as references (at least 2 IN and 2 OUT per sample)"
             in result.output)
     assert "rmia(mode=online): the pool's other models as references (at least 1 IN and 1 OUT per sample)" in result.output
+
+
+def test_the_report_shows_the_pool_spread_and_the_most_exposed_samples(pool_run):
+    from mibench.report.exposure import exposure
+    from mibench.report.page import build_report
+
+    out = pool_run.output_dir
+    page = build_report([out])
+    assert "<h2>Model pool: pooled and per target</h2>" in page
+    results = pd.read_csv(out / "results.csv")
+    for _, row in results.iterrows():
+        assert f"{row['auc_target_mean']:.3f} ± {row['auc_target_std']:.3f}" in page
+    strongest = results.loc[results["tpr_at_0_1pct_fpr"].idxmax()]
+    top = exposure(load_attack_output(Store(out / "store"), strongest["attack_output"])).head(5)
+    section = page[page.index("<h2>Most exposed training samples</h2>"):page.index("<h2>Failed cells</h2>")]
+    cells = [c for c in section.split("<td") if "</td>" in c]
+    samples = [int(c.split(">", 1)[1].split("<", 1)[0]) for i, c in enumerate(cells) if i % 9 == 4]
+    assert samples == top["sample"].tolist()

@@ -4,9 +4,10 @@ CSS is inline, figures are inline SVG drawn by matplotlib, tables are HTML. Ever
 number comes from the same frames as ``mibench leaderboard`` (the runs' results.csv,
 merged, and the leaderboard computed from them), formatted the same way.
 
-Sections: the run(s); the leaderboard; privacy-utility plots per dataset and
-architecture; log-log ROC curves per (dataset, architecture, attack); member and
-non-member score histograms; failed cells.
+Sections: the run(s); the leaderboard; for pool-protocol runs, the spread over
+targets; privacy-utility plots per dataset and architecture; log-log ROC curves per
+(dataset, architecture, attack); member and non-member score histograms; the most
+exposed training samples under each config's strongest attack; failed cells.
 """
 
 from __future__ import annotations
@@ -285,6 +286,66 @@ def _histogram_section(merged: pd.DataFrame, run_dirs: list[Path], limit: int) -
     return "<h2>Attack scores: members and non-members</h2>" + note + "".join(figures), drawn, left_out
 
 
+def _pool_section(merged: pd.DataFrame) -> str:
+    """Pool-protocol rows: the pooled ROC's figures beside the mean and spread over the pool's targets."""
+    ok = merged[(merged["status"] == "ok") & (merged["protocol"] == "pool")]
+    if ok.empty:
+        return ""
+
+    def spread(row: pd.Series, column: str, digits: int) -> str:
+        return f"{_f(row[f'{column}_target_mean'], digits)} ± {_f(row[f'{column}_target_std'], digits)}"
+
+    def interval(row: pd.Series, column: str, digits: int) -> str:
+        if pd.isna(row[column]):
+            return "-"
+        return f"{_f(row[column], digits)} [{_f(row[f'{column}_low'], digits)}, {_f(row[f'{column}_high'], digits)}]"
+
+    frame = pd.DataFrame({
+        "dataset": ok["dataset"], "model": ok["architecture"], "defense": ok["defense"], "seed": ok["seed"],
+        "attack": ok["attack"], "targets": ok["targets"],
+        "AUC pooled": [interval(r, "auc", 3) for _, r in ok.iterrows()],
+        "AUC per target": [spread(r, "auc", 3) for _, r in ok.iterrows()],
+        "TPR@0.1% pooled": [interval(r, "tpr_at_0_1pct_fpr", 4) for _, r in ok.iterrows()],
+        "TPR@0.1% per target": [spread(r, "tpr_at_0_1pct_fpr", 4) for _, r in ok.iterrows()],
+        "TPR@0.01% pooled": [interval(r, "tpr_at_0_01pct_fpr", 4) for _, r in ok.iterrows()],
+    })
+    note = ('<p class="note">protocol: pool. Each row pools the ROC of every model of the pool as the target '
+            "(its 95% intervals treat the pooled evaluations as independent, which they are not: every sample "
+            "is evaluated by every target); the mean ± standard deviation over targets is the honest spread.</p>")
+    return '<h2>Model pool: pooled and per target</h2>' + note + '<div class="wide">' + _table(frame) + "</div>"
+
+
+def _exposed_section(merged: pd.DataFrame, run_dirs: list[Path], top: int = 5) -> str:
+    """The training samples each config's strongest attack (by TPR at 0.1% FPR) exposes most."""
+    from mibench.engine.jobs import load_attack_output
+    from mibench.report.exposure import exposure
+
+    rows_all = _first_seed_rows(merged)
+    if rows_all.empty:
+        return ""
+    parts, missing = [], []
+    for _, rows in rows_all.groupby(["dataset", "architecture", "defense"], sort=False):
+        row = rows.loc[rows["tpr_at_0_1pct_fpr"].idxmax()]
+        try:
+            ranked = exposure(load_attack_output(_store_of(row, run_dirs), row["attack_output"])).head(top)
+        except (OSError, KeyError, ValueError) as exc:
+            missing.append(f"{row['defense']} / {row['attack']}: {type(exc).__name__}: {exc}")
+            continue
+        parts.append(pd.DataFrame({
+            "dataset": row["dataset"], "model": row["architecture"], "defense": row["defense"],
+            "attack": row["attack"], "sample": ranked["sample"], "label": ranked["label"],
+            "evaluations": ranked["evaluations"], "caught at 0.1% FPR": ranked["caught_at_0_1pct"].map(_f),
+            "median FPR": ranked["fpr_median"].map(lambda v: _f(v, 5)),
+        }))
+    note = (f'<p class="note">Seed {int(rows_all["seed"].iloc[0])}. Per config, its strongest attack by TPR at 0.1% '
+            "FPR; a member's FPR is the share of non-members scoring at least as high (over a pool: the median "
+            "over the targets that trained on it, and the share of them that catch it at 0.1% FPR). "
+            "<code>mibench exposed RUN_DIR</code> lists more.</p>")
+    note += "".join(f'<p class="note">Not listed: {_e(m)}</p>' for m in missing)
+    table = _table(pd.concat(parts, ignore_index=True)) if parts else ""
+    return "<h2>Most exposed training samples</h2>" + note + table
+
+
 def _failed_section(merged: pd.DataFrame) -> str:
     failed = merged[merged["status"] != "ok"]
     if failed.empty:
@@ -322,9 +383,11 @@ def build_report(run_dirs: list[Path], max_histograms: int = MAX_HISTOGRAMS) -> 
         f"Written {_e(time.strftime('%Y-%m-%d %H:%M:%S %Z'))}.</p>",
         _run_section(run_dirs),
         _leaderboard_section(board, merged),
+        _pool_section(merged),
         privacy,
         rocs,
         hists,
+        _exposed_section(merged, run_dirs),
         _failed_section(merged),
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
