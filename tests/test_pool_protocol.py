@@ -215,5 +215,5 @@ def test_the_report_shows_the_pool_spread_and_the_most_exposed_samples(pool_run)
     top = exposure(load_attack_output(Store(out / "store"), strongest["attack_output"])).head(5)
     section = page[page.index("<h2>Most exposed training samples</h2>"):page.index("<h2>Failed cells</h2>")]
     cells = [c for c in section.split("<td") if "</td>" in c]
-    samples = [int(c.split(">", 1)[1].split("<", 1)[0]) for i, c in enumerate(cells) if i % 9 == 4]
+    samples = [int(c.split(">", 1)[1].split("<", 1)[0]) for i, c in enumerate(cells) if i % 10 == 5]
     assert samples == top["sample"].tolist()

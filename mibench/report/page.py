@@ -324,7 +324,7 @@ def _exposed_section(merged: pd.DataFrame, run_dirs: list[Path], top: int = 5) -
     if rows_all.empty:
         return ""
     parts, missing = [], []
-    for _, rows in rows_all.groupby(["dataset", "architecture", "defense"], sort=False):
+    for _, rows in rows_all.groupby(["dataset", "architecture", "defense", "protocol"], sort=False):
         row = rows.loc[rows["tpr_at_0_1pct_fpr"].idxmax()]
         try:
             ranked = exposure(load_attack_output(_store_of(row, run_dirs), row["attack_output"])).head(top)
@@ -333,7 +333,7 @@ def _exposed_section(merged: pd.DataFrame, run_dirs: list[Path], top: int = 5) -
             continue
         parts.append(pd.DataFrame({
             "dataset": row["dataset"], "model": row["architecture"], "defense": row["defense"],
-            "attack": row["attack"], "sample": ranked["sample"], "label": ranked["label"],
+            "protocol": row["protocol"], "attack": row["attack"], "sample": ranked["sample"], "label": ranked["label"],
             "evaluations": ranked["evaluations"], "caught at 0.1% FPR": ranked["caught_at_0_1pct"].map(_f),
             "median FPR": ranked["fpr_median"].map(lambda v: _f(v, 5)),
         }))
