@@ -16,16 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-
-def interval(row: pd.Series, column: str, digits: int = 3) -> str:
-    value, low, high = row[column], row[f"{column}_low"], row[f"{column}_high"]
-    if pd.isna(value):
-        return "–"
-    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def spread(row: pd.Series, column: str, digits: int = 3) -> str:
-    return f"{row[f'{column}_target_mean']:.{digits}f} ± {row[f'{column}_target_std']:.{digits}f}"
+from mibench.report.tables import over_targets, with_interval
 
 
 def table(pool: pd.DataFrame, paper: pd.DataFrame) -> str:
@@ -37,10 +28,10 @@ def table(pool: pd.DataFrame, paper: pd.DataFrame) -> str:
         for _, r in rows.iterrows():
             p = paper.loc[(defense, r["attack"])] if (defense, r["attack"]) in paper.index else None
             lines.append(
-                f"| {defense} | {r['attack']} | {interval(r, 'auc')} | {interval(r, 'tpr_at_1pct_fpr')} | "
-                f"{interval(r, 'tpr_at_0_1pct_fpr', 4)} | {interval(r, 'tpr_at_0_01pct_fpr', 4)} | "
-                f"{spread(r, 'tpr_at_0_1pct_fpr', 4)} | "
-                + (f"{interval(p, 'auc')} | {interval(p, 'tpr_at_1pct_fpr')} | {interval(p, 'tpr_at_0_1pct_fpr', 4)} |"
+                f"| {defense} | {r['attack']} | {with_interval(r, 'auc')} | {with_interval(r, 'tpr_at_1pct_fpr')} | "
+                f"{with_interval(r, 'tpr_at_0_1pct_fpr', 4)} | {with_interval(r, 'tpr_at_0_01pct_fpr', 4)} | "
+                f"{over_targets(r, 'tpr_at_0_1pct_fpr', 4)} | "
+                + (f"{with_interval(p, 'auc')} | {with_interval(p, 'tpr_at_1pct_fpr')} | {with_interval(p, 'tpr_at_0_1pct_fpr', 4)} |"
                    if p is not None else "– | – | – |"))
     return "\n".join(lines)
 
@@ -65,7 +56,7 @@ def strongest(pool: pd.DataFrame, paper: pd.DataFrame) -> str:
         for frame in (pool, paper):
             rows = frame[(frame["defense"] == defense) & (frame["status"] == "ok")]
             top = rows.loc[rows["tpr_at_0_1pct_fpr"].idxmax()] if len(rows) else None
-            best.append("–" if top is None else f"{top['attack']}: {interval(top, 'tpr_at_0_1pct_fpr', 4)}")
+            best.append("–" if top is None else f"{top['attack']}: {with_interval(top, 'tpr_at_0_1pct_fpr', 4)}")
         lines.append(f"| {defense} | {best[0]} | {best[1]} |")
     return "\n".join(lines)
 

@@ -24,7 +24,7 @@ import mibench
 from mibench.config.resolve import ResolvedGrid
 from mibench.engine.devices import resolve_device
 from mibench.engine.jobs import AttackJob, Job, JobContext, TrainJob, model_stored, pool_outputs
-from mibench.engine.metrics import MIN_NONMEMBERS_001PCT, attack_metrics
+from mibench.engine.metrics import attack_metrics
 from mibench.engine.layout import RunLayout
 from mibench.engine.plan import Cell, Plan, build_plan, predict_key
 from mibench.engine.store import stable_hash
@@ -205,12 +205,9 @@ class Runner:
             error = f"{len(failed)} of {len(group)} targets failed; first: {failed[0].error}"
             return self._row(cell, group[0], error=error, targets=len(group))
         key, pooled = pool_outputs(self.store, [job.output_key for job in group])
-        metrics = attack_metrics(pooled["membership"], pooled["scores"], pooled["labels"], None).as_row()
+        metrics = attack_metrics(pooled["membership"], pooled["scores"], pooled["labels"], None,
+                                 pooled["indices"]).as_row()
         metrics["balanced_acc"] = float(np.mean([r.balanced_acc for r in per_target]))
-        nonmembers = pooled["indices"][~pooled["membership"].astype(bool)]
-        if len(np.unique(nonmembers)) < MIN_NONMEMBERS_001PCT:  # pooled rows repeat each sample over targets
-            metrics.update(tpr_at_0_01pct_fpr=math.nan, tpr_at_0_01pct_fpr_low=math.nan,
-                           tpr_at_0_01pct_fpr_high=math.nan, fp_at_0_01pct_fpr=0)
         bad = _non_finite(metrics)
         if bad:
             return self._row(cell, group[0], error=group[0].failure("AssertionError: non-finite metrics " + bad))

@@ -64,6 +64,14 @@ def write_grid(tmp_path):
     return write
 
 
+def alias_bomb(grid: str) -> str:
+    """``grid`` followed by a billion-laughs document: 9 levels of 9-fold YAML aliases (9^10 nodes)."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return grid + "\n".join(lines) + "\n"
+
+
 DIGITS_GRID = """
 name: digits-test
 seeds: [0]

@@ -17,6 +17,7 @@ from mibench.cli.common import check_schema
 from mibench.cli.main import main
 from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
+from tests.conftest import alias_bomb
 
 GOOD = """name: ok
 device: cpu
@@ -74,13 +75,6 @@ def test_every_sdk_name_has_its_submodule():
         mibench.sdk.Nope  # noqa: B018
 
 
-def alias_bomb() -> str:
-    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for i in range(1, 10):
-        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
-    return GOOD + "\n".join(lines) + "\n"
-
-
 # Grids that are bad by their text or schema alone: the early check and the full
 # resolution must give them the very same lines.
 SCHEMA_ONLY = {
@@ -101,7 +95,7 @@ SCHEMA_ONLY = {
     "not a mapping": "- just\n- a list\n",
     "empty file": "",
     "yaml syntax error": GOOD + "training: {epochs: 3\n",
-    "alias bomb": alias_bomb(),
+    "alias bomb": alias_bomb(GOOD),
     "repeated key": GOOD + "seeds: [0]\nseeds: [1]\n",
     "oversized file": GOOD + "# " + "x" * 1_100_000 + "\n",
 }

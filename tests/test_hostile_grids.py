@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from mibench.cli.main import main
+from tests.conftest import alias_bomb
 
 GOOD = """name: hostile
 device: cpu
@@ -23,15 +24,8 @@ attacks: [loss]
 """
 
 
-def alias_bomb() -> str:
-    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for i in range(1, 10):
-        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
-    return GOOD + "\n".join(lines) + "\n"
-
-
 CASES = {
-    "alias bomb": ("validate", alias_bomb(), ":1: (top level): aliases expand the document to more than 100,000 nodes"),
+    "alias bomb": ("validate", alias_bomb(GOOD), ":1: (top level): aliases expand the document to more than 100,000 nodes"),
     "duplicate key": ("validate", GOOD + "seeds: [0]\nseeds: [1]\n",
                       ":8: seeds: key repeated on lines 7 and 8; give it once"),
     "oversized file": ("validate", GOOD + "# " + "x" * 1_100_000 + "\n",

@@ -99,7 +99,7 @@ class SplitsJob(Job):
         else:
             arrays = {"target_members": proto.target.members, "target_nonmembers": proto.target.nonmembers,
                       "shadow_half": proto.shadow_half}
-        for i in range(self.shadow_count if proto.model_pool is None else 0):
+        for i in range(self.shadow_count):  # 0 under the pool protocol
             split = proto.shadow(i)
             arrays[f"shadow{i}_members"] = split.members
             arrays[f"shadow{i}_nonmembers"] = split.nonmembers
@@ -299,7 +299,7 @@ class AttackJob(Job):
     def run(self, ctx: JobContext) -> dict[str, Any]:
         out = run_attack_job(self, ctx.store, ctx.device, ctx.opener)
         _check_thresholds(self.attack.name, out["thresholds"])  # also an output stored before the check existed
-        metrics = attack_metrics(out["membership"], out["scores"], out["labels"], out["thresholds"])
+        metrics = attack_metrics(out["membership"], out["scores"], out["labels"], out["thresholds"], out["indices"])
         membership = out["membership"].astype(bool)
         return {
             "metrics": metrics.as_row(),

@@ -90,8 +90,13 @@ def attack_metrics(
     scores: np.ndarray,
     labels: np.ndarray,
     thresholds: np.ndarray | float | None,
+    indices: np.ndarray | None = None,
 ) -> AttackMetrics:
-    """Every number a result row reports for one attack on one target."""
+    """Every number a result row reports for one attack on one target (or pooled over a pool's targets).
+
+    ``indices``: the pool index of each row; a pooled output repeats each sample once per
+    target, and TPR at 0.01% FPR needs ``MIN_NONMEMBERS_001PCT`` distinct non-members.
+    """
     membership = np.asarray(membership, dtype=bool)
     scores = np.asarray(scores, dtype=np.float64)
     if not np.isfinite(scores).all():
@@ -112,12 +117,13 @@ def attack_metrics(
         tpr_at_01pct_fpr=at01.tpr, tpr_at_01pct_fpr_low=at01.low, tpr_at_01pct_fpr_high=at01.high,
         fp_at_01pct_fpr=int(at01.false_positives), tpr_at_01pct_resolvable=bool(at01.resolvable),
         balanced_accuracy=bal,
-        **_tpr_at_001pct(membership, scores),
+        **_tpr_at_001pct(membership, scores, indices),
     )
 
 
-def _tpr_at_001pct(membership: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    if int((~membership).sum()) < MIN_NONMEMBERS_001PCT:
+def _tpr_at_001pct(membership: np.ndarray, scores: np.ndarray, indices: np.ndarray | None) -> dict[str, float]:
+    nonmembers = int((~membership).sum()) if indices is None else len(np.unique(np.asarray(indices)[~membership]))
+    if nonmembers < MIN_NONMEMBERS_001PCT:
         return {}
     at = tpr_at_fpr(membership, scores, 0.0001)
     return {"tpr_at_001pct_fpr": at.tpr, "tpr_at_001pct_fpr_low": at.low, "tpr_at_001pct_fpr_high": at.high,

@@ -35,13 +35,13 @@ class Cell:
     architecture: PluginConfig
     defense: PluginConfig
     seed: int
-    target: ModelRef
+    targets: list[ModelRef]  # the target; under the pool protocol, the pool's models, each the target once
     attacks: list[AttackJob] = field(default_factory=list)
-    targets: list[ModelRef] = field(default_factory=list)  # the pool's models (pool protocol); else [target]
 
-    def __post_init__(self) -> None:
-        if not self.targets:
-            self.targets = [self.target]
+    @property
+    def target(self) -> ModelRef:
+        """The cell's (first) target: what its rows' training config and provenance name."""
+        return self.targets[0]
 
     def label(self) -> str:
         return f"{self.dataset.label} / {self.architecture.label} / {self.defense.label} / seed {self.seed}"
@@ -151,115 +151,109 @@ def pool_seed(target_seed: int, m: int) -> int:
     return derived_seed(target_seed, "pool", m)
 
 
+class _RunBook:
+    """A plan's training runs, each once, with every checkpoint value asked of it, and their jobs."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, TrainingRun] = {}
+        self.releases: dict[str, list[Any]] = {}
+
+    def add(self, run: TrainingRun, value: Any) -> ModelRef:
+        self.runs.setdefault(run.key, run)
+        if value is not None and value not in self.releases.setdefault(run.key, []):
+            self.releases[run.key].append(value)
+        return ModelRef(run, value)
+
+    def close(self) -> None:
+        """Runs that release several checkpoints learn every value asked of them."""
+        for key, values in self.releases.items():
+            self.runs[key] = replace(self.runs[key], release_values=tuple(sorted(values)))
+
+    def final(self, ref: ModelRef) -> ModelRef:
+        """``ref`` with its run as closed (its release values set)."""
+        return ModelRef(self.runs[ref.run.key], ref.release_value)
+
+    def jobs(self, splits_key: dict[PluginConfig, str]) -> dict[str, Job]:
+        """A train job per run and a predict job per released model; ``splits_key``: the splits job per dataset."""
+        jobs: dict[str, Job] = {}
+        for run in self.runs.values():
+            jobs["train:" + run.key] = TrainJob(run, splits_key[run.dataset])
+            for ref in run.models():
+                jobs[predict_key(ref)] = PredictJob(ref, "train:" + run.key)
+        return jobs
+
+
+def _attack_job(attack: PluginConfig, target: ModelRef, shadows: tuple[ModelRef, ...], seed: int) -> AttackJob:
+    return AttackJob(attack, target, shadows, seed, tuple(predict_key(r) for r in (*shadows, target)))
+
+
 def build_plan(resolved: ResolvedGrid) -> Plan:
     if resolved.grid.protocol == "pool":
         return build_pool_plan(resolved)
     grid = resolved.grid
-    runs: dict[str, TrainingRun] = {}
-    releases: dict[str, list[Any]] = {}
-    split_jobs: dict[str, SplitsJob] = {}
-
-    def add_run(run: TrainingRun, value: Any) -> ModelRef:
-        runs.setdefault(run.key, run)
-        if value is not None and value not in releases.setdefault(run.key, []):
-            releases[run.key].append(value)
-        return ModelRef(run, value)
-
+    book = _RunBook()
+    split_jobs = {d: SplitsJob(d, grid.split_seed, grid.shadow.count) for d in resolved.datasets}
     shadow_count = grid.shadow.count if any(needs_of(a).uses_shadows for a in resolved.attacks) else 0
-    cells: list[tuple[Cell, dict[str, list[ModelRef]]]] = []
+    cells: list[tuple[Cell, dict[PluginConfig, list[ModelRef]]]] = []
     for dataset in resolved.datasets:
-        splits = SplitsJob(dataset, grid.split_seed, grid.shadow.count)
-        split_jobs.setdefault(splits.key, splits)
         for architecture in resolved.architectures:
             training = grid.training.for_architecture(architecture.name)
             for defense in resolved.defenses:
                 for seed in grid.seeds:
                     identity, value = _training_identity(defense)
-                    target = add_run(TrainingRun(dataset, architecture, identity, training, grid.split_seed,
-                                                 "target", seed), value)
-                    shadows_of: dict[str, list[ModelRef]] = {}
+                    target = book.add(TrainingRun(dataset, architecture, identity, training, grid.split_seed,
+                                                  "target", seed), value)
+                    shadows_of: dict[PluginConfig, list[ModelRef]] = {}
                     for attack in resolved.attacks:
                         if not needs_of(attack).uses_shadows:
-                            shadows_of[attack.name] = []
+                            shadows_of[attack] = []
                             continue
                         s_identity, s_value = _training_identity(_shadow_defense(resolved, attack, defense))
-                        shadows_of[attack.name] = [
-                            add_run(TrainingRun(dataset, architecture, s_identity, training, grid.split_seed,
-                                                f"shadow-{i}", shadow_seed(seed, i)), s_value)
+                        shadows_of[attack] = [
+                            book.add(TrainingRun(dataset, architecture, s_identity, training, grid.split_seed,
+                                                 f"shadow-{i}", shadow_seed(seed, i)), s_value)
                             for i in range(shadow_count)
                         ]
-                    cells.append((Cell(dataset, architecture, defense, seed, target), shadows_of))
-
-    # Runs that release several checkpoints learn every value asked of them.
-    for key, values in releases.items():
-        runs[key] = replace(runs[key], release_values=tuple(sorted(values)))
-
-    def final(ref: ModelRef) -> ModelRef:
-        return ModelRef(runs[ref.run.key], ref.release_value)
-
-    jobs: dict[str, Job] = dict(split_jobs)
-    for run in runs.values():
-        splits_key = SplitsJob(run.dataset, grid.split_seed, grid.shadow.count).key
-        jobs["train:" + run.key] = TrainJob(run, splits_key)
-        for ref in run.models():
-            jobs[predict_key(ref)] = PredictJob(ref, "train:" + run.key)
-
-    plan_cells = []
+                    cells.append((Cell(dataset, architecture, defense, seed, [target]), shadows_of))
+    book.close()
+    jobs: dict[str, Job] = {j.key: j for j in split_jobs.values()}
+    jobs.update(book.jobs({d: j.key for d, j in split_jobs.items()}))
     for cell, shadows_of in cells:
-        cell.target = final(cell.target)
+        cell.targets = [book.final(cell.target)]
         for attack in resolved.attacks:
-            shadows = tuple(final(r) for r in shadows_of[attack.name])
-            predictions = tuple(predict_key(r) for r in (*shadows, cell.target))
-            job = AttackJob(attack, cell.target, shadows, cell.seed, predictions)
+            job = _attack_job(attack, cell.target, tuple(book.final(r) for r in shadows_of[attack]), cell.seed)
             jobs[job.key] = job
             cell.attacks.append(job)
-        plan_cells.append(cell)
-    return Plan(jobs, plan_cells)
+    return Plan(jobs, [cell for cell, _ in cells])
 
 
 def build_pool_plan(resolved: ResolvedGrid) -> Plan:
     """The pool protocol's plan: per (dataset, architecture, defense config, seed), M models and M attack jobs per attack."""
     grid = resolved.grid
     layout = PoolLayout(grid.pool.models, grid.pool.dataset_fraction)
-    runs: dict[str, TrainingRun] = {}
-    releases: dict[str, list[Any]] = {}
-    jobs: dict[str, Job] = {}
-    cells: list[tuple[Cell, list[ModelRef]]] = []
+    book = _RunBook()
+    split_jobs = {d: SplitsJob(d, grid.split_seed, 0, layout) for d in resolved.datasets}
+    cells: list[Cell] = []
     for dataset in resolved.datasets:
-        splits = SplitsJob(dataset, grid.split_seed, 0, layout)
-        jobs.setdefault(splits.key, splits)
         for architecture in resolved.architectures:
             training = grid.training.for_architecture(architecture.name)
             for defense in resolved.defenses:
                 identity, value = _training_identity(defense)
                 for seed in grid.seeds:
-                    models = []
-                    for m in range(layout.models):
-                        run = TrainingRun(dataset, architecture, identity, training, grid.split_seed, f"pool-{m}",
-                                          pool_seed(seed, m), layout=layout)
-                        runs.setdefault(run.key, run)
-                        if value is not None and value not in releases.setdefault(run.key, []):
-                            releases[run.key].append(value)
-                        models.append(ModelRef(run, value))
-                    cells.append((Cell(dataset, architecture, defense, seed, models[0]), models))
-    for key, values in releases.items():
-        runs[key] = replace(runs[key], release_values=tuple(sorted(values)))
-    for run in runs.values():
-        jobs["train:" + run.key] = TrainJob(run, SplitsJob(run.dataset, grid.split_seed, 0, layout).key)
-        for ref in run.models():
-            jobs[predict_key(ref)] = PredictJob(ref, "train:" + run.key)
-
-    plan_cells = []
-    for cell, models in cells:
-        models = [ModelRef(runs[r.run.key], r.release_value) for r in models]
-        cell.target, cell.targets = models[0], models
+                    models = [book.add(TrainingRun(dataset, architecture, identity, training, grid.split_seed,
+                                                   f"pool-{m}", pool_seed(seed, m), layout=layout), value)
+                              for m in range(layout.models)]
+                    cells.append(Cell(dataset, architecture, defense, seed, models))
+    book.close()
+    jobs: dict[str, Job] = {j.key: j for j in split_jobs.values()}
+    jobs.update(book.jobs({d: j.key for d, j in split_jobs.items()}))
+    for cell in cells:
+        cell.targets = [book.final(r) for r in cell.targets]
         for attack in resolved.attacks:
             uses = needs_of(attack).uses_shadows
-            for m, target in enumerate(models):
-                references = tuple(r for i, r in enumerate(models) if i != m) if uses else ()
-                predictions = tuple(predict_key(r) for r in (*references, target))
-                job = AttackJob(attack, target, references, cell.seed, predictions)
+            for m, target in enumerate(cell.targets):
+                references = tuple(r for i, r in enumerate(cell.targets) if i != m) if uses else ()
+                job = _attack_job(attack, target, references, cell.seed)
                 jobs[job.key] = job
                 cell.attacks.append(job)
-        plan_cells.append(cell)
-    return Plan(jobs, plan_cells)
+    return Plan(jobs, cells)

@@ -161,19 +161,27 @@ class Store:
         return True
 
     def _read(self, kind: str, key: str, ext: str) -> bytes:
-        """The verified bytes of an object; DamagedObject (after quarantine) when they fail the check."""
+        """The verified bytes of an object; DamagedObject (after quarantine) when they fail the check.
+
+        An object :meth:`has` verified (or this store wrote) and unchanged since (same
+        mtime and size) is not hashed again: ``has`` then ``load`` reads it once more, not twice.
+        """
         path = self.path(kind, key, ext)
         try:
+            stamp = self._stamp(path)
             data = path.read_bytes()
         except FileNotFoundError:
             raise
         except OSError as exc:
             self.quarantine(path, f"it cannot be read ({exc.strerror or exc})")
             raise DamagedObject(f"{path}: cannot be read ({exc.strerror or exc}); quarantined") from None
+        if self._verified.get(path) == stamp:
+            return data
         problem = self._check(path, data)
         if problem is not None:
             self.quarantine(path, problem)
             raise DamagedObject(f"{path}: {problem}; quarantined, it will be recomputed")
+        self._verified[path] = stamp
         return data
 
     def _parse(self, kind: str, key: str, ext: str, parse: Callable[[bytes], Any]) -> Any:

@@ -24,7 +24,7 @@ from mibench.engine.layout import RunLayout
 from mibench.engine.store import Store
 from mibench.report.merge import load_results, merge_results
 from mibench.report.results import GROUP, leaderboard
-from mibench.report.tables import table_one
+from mibench.report.tables import over_targets, table_one, with_interval
 
 REPORT_NAME = "report.html"  # the file `mibench run` writes into its run directory
 MAX_HISTOGRAMS = 40
@@ -292,22 +292,14 @@ def _pool_section(merged: pd.DataFrame) -> str:
     if ok.empty:
         return ""
 
-    def spread(row: pd.Series, column: str, digits: int) -> str:
-        return f"{_f(row[f'{column}_target_mean'], digits)} ± {_f(row[f'{column}_target_std'], digits)}"
-
-    def interval(row: pd.Series, column: str, digits: int) -> str:
-        if pd.isna(row[column]):
-            return "-"
-        return f"{_f(row[column], digits)} [{_f(row[f'{column}_low'], digits)}, {_f(row[f'{column}_high'], digits)}]"
-
     frame = pd.DataFrame({
         "dataset": ok["dataset"], "model": ok["architecture"], "defense": ok["defense"], "seed": ok["seed"],
         "attack": ok["attack"], "targets": ok["targets"],
-        "AUC pooled": [interval(r, "auc", 3) for _, r in ok.iterrows()],
-        "AUC per target": [spread(r, "auc", 3) for _, r in ok.iterrows()],
-        "TPR@0.1% pooled": [interval(r, "tpr_at_0_1pct_fpr", 4) for _, r in ok.iterrows()],
-        "TPR@0.1% per target": [spread(r, "tpr_at_0_1pct_fpr", 4) for _, r in ok.iterrows()],
-        "TPR@0.01% pooled": [interval(r, "tpr_at_0_01pct_fpr", 4) for _, r in ok.iterrows()],
+        "AUC pooled": [with_interval(r, "auc", 3) for _, r in ok.iterrows()],
+        "AUC per target": [over_targets(r, "auc", 3) for _, r in ok.iterrows()],
+        "TPR@0.1% pooled": [with_interval(r, "tpr_at_0_1pct_fpr", 4) for _, r in ok.iterrows()],
+        "TPR@0.1% per target": [over_targets(r, "tpr_at_0_1pct_fpr", 4) for _, r in ok.iterrows()],
+        "TPR@0.01% pooled": [with_interval(r, "tpr_at_0_01pct_fpr", 4) for _, r in ok.iterrows()],
     })
     note = ('<p class="note">protocol: pool. Each row pools the ROC of every model of the pool as the target '
             "(its 95% intervals treat the pooled evaluations as independent, which they are not: every sample "

@@ -26,6 +26,19 @@ def _value(mean: float, std: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def with_interval(row: pd.Series, column: str, digits: int = 3) -> str:
+    """``row[column]`` with its 95% interval (``<column>_low``, ``<column>_high``) as 'v [low, high]'; '-' when NaN."""
+    value = row[column]
+    if pd.isna(value):
+        return "-"
+    return f"{value:.{digits}f} [{row[f'{column}_low']:.{digits}f}, {row[f'{column}_high']:.{digits}f}]"
+
+
+def over_targets(row: pd.Series, column: str, digits: int = 3) -> str:
+    """A pool row's mean ± standard deviation of ``column`` over its targets."""
+    return _value(row[f"{column}_target_mean"], row[f"{column}_target_std"], digits)
+
+
 def table_one(board: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     """The leaderboard in Table 1's shape for ``metric`` (a key of METRIC_CHOICES): strings, one row a config."""
     prefix = METRICS[METRIC_CHOICES[metric]]

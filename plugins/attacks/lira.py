@@ -104,6 +104,14 @@ def uses_fixed_variance(fix_variance: bool | None, mode: str, reference_models: 
     return (mode == "online" or pool) and reference_models < PER_SAMPLE_VARIANCE_MIN_MODELS
 
 
+def _side(x: Table, inside: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sample, over its IN (``inside``) or OUT references: their count, mean and sum of squared deviations."""
+    mask = x.is_in if inside else x.out
+    mean = x.in_mean() if inside else x.out_mean()
+    with np.errstate(invalid="ignore"):
+        return mask.sum(0), mean, np.where(mask, (x.refs - mean) ** 2, 0.0).sum(0)
+
+
 def _fit(x: Table, inside: bool, fix_variance: bool) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) per sample of its IN (``inside``) or OUT references: ML estimates, NaN where unfitted.
 
@@ -111,11 +119,9 @@ def _fit(x: Table, inside: bool, fix_variance: bool) -> tuple[np.ndarray, np.nda
     mean of the per-sample variances (those with two or more references); a sample
     then needs one reference (for its mean).
     """
-    mask = x.is_in if inside else x.out
-    count = mask.sum(0)
-    mean = x.in_mean() if inside else x.out_mean()
+    count, mean, squares = _side(x, inside)
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.where(mask, (x.refs - mean) ** 2, 0.0).sum(0) / count
+        var = squares / count
     var = np.where(count >= 2, var, np.nan)
     if fix_variance:
         fitted = var[np.isfinite(var)]
@@ -142,16 +148,11 @@ def _predictive(x: Table, inside: bool, fix_variance: bool) -> tuple[np.ndarray,
 
     With n references of mean m and variance s^2 (unbiased: sums of squares over n - 1;
     fixed: one s^2 pooled over every sample with two or more references, sum of squares
-    over sum of n - 1), a new draw is N(m, s^2 (1 + 1/n)). The 1 + 1/n matters in a small
-    pool: the target's own side always has one reference fewer than the other (with 8
-    models a member has 3 IN and 4 OUT references, a non-member 4 and 3), and plain
-    maximum-likelihood fits then score members lower where nothing leaks.
+    over sum of n - 1), a new draw is N(m, s^2 (1 + 1/n)): with the handful of references
+    per side a small pool gives, the plain maximum-likelihood fit is too narrow.
     """
-    mask = x.is_in if inside else x.out
-    n = mask.sum(0)
-    mean = x.in_mean() if inside else x.out_mean()
+    n, mean, squares = _side(x, inside)
     with np.errstate(invalid="ignore", divide="ignore"):
-        squares = np.where(mask, (x.refs - mean) ** 2, 0.0).sum(0)
         if fix_variance:
             fitted = n >= 2
             pooled = squares[fitted].sum() / (n[fitted] - 1).sum() if fitted.any() else np.nan
