@@ -30,11 +30,11 @@ def _torch_threads():
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     """Built-ins, installed entry points and the test-only plugins of tests/plugins."""
-    from tests.plugins import blackbox, faulty
+    from tests.plugins import blackbox, faulty, synthetic
 
     manager = default_manager()
-    manager.register(faulty, name="tests.plugins.faulty")
-    manager.register(blackbox, name="tests.plugins.blackbox")
+    for module in (faulty, blackbox, synthetic):
+        manager.register(module, name=module.__name__)
     return manager.build_registry()
 
 
