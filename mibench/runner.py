@@ -23,16 +23,18 @@ from tqdm.auto import tqdm
 import mibench
 from mibench.config.resolve import ResolvedGrid
 from mibench.engine.devices import resolve_device
-from mibench.engine.jobs import AttackJob, Job, JobContext, TrainJob, model_stored, pool_outputs
+from mibench.engine.jobs import AttackJob, Job, TrainJob, load_attack_output, pool_scores
 from mibench.engine.metrics import attack_metrics
 from mibench.engine.layout import RunLayout
 from mibench.engine.plan import Cell, Plan, build_plan, predict_key
 from mibench.engine.store import stable_hash
 from mibench.config.execution import ExecutionConfig
-from mibench.execution.executor import Executor, JobResult, SerialExecutor, run_job
+from mibench.execution.executor import Executor, JobResult, SerialExecutor
 from mibench.execution.factory import ExecutionPlan, make_executor, resolve_execution
 from mibench.execution.scheduler import job_cost
-from mibench.registry.code import engine_digest
+from mibench.engine.jobs import ATTACK_PATH
+from mibench.engine.models import TRAINING_PATH
+from mibench.registry.code import code_path_digest
 from mibench.registry.table import Registry
 from mibench.report.results import ResultRow, leaderboard, rows_frame, write_csv
 from mibench.sdk import progress_bar, result_dump
@@ -98,7 +100,7 @@ class Runner:
         for extra in (self.resolved.shadow_defense, self.resolved.plain_defense):
             if extra is not None:
                 used.add(extra.info)
-        return {"engine": engine_digest(),
+        return {"engine": {"training": code_path_digest(TRAINING_PATH), "attacks": code_path_digest(ATTACK_PATH)},
                 "plugins": {f"{i.kind}/{i.name}": i.code for i in sorted(used, key=lambda i: (i.kind, i.name))}}
 
     def _write_run_json(self, plan: Plan) -> None:
@@ -147,7 +149,7 @@ class Runner:
             with self.layout.errors_log.open("a") as fh:
                 fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {result.label}\n{result.traceback}\n")
         where = f" on {result.worker}" if result.worker and not result.worker.endswith(":serial") else ""
-        if result.kind == "train" and result.ok and result.value.get("trained"):
+        if result.kind == "train" and result.ok and result.value.trained:
             self._summary.trained.append(result.key.split(":", 1)[1])
             self.log(f"       done in {result.seconds:.1f}s{where}: {result.label}")
         elif result.kind == "attack" and result.ok and where:
@@ -156,55 +158,67 @@ class Runner:
     # ------------------------------------------------------------------------ rows
 
     def _cell_rows(self, cell: Cell, results: dict[str, JobResult]) -> list[ResultRow]:
-        """The cell's result rows: one per attack (pool protocol: pooled over the targets; see :meth:`_pool_row`)."""
+        """The cell's result rows: one per attack (pool protocol: pooled over the targets; see :meth:`_pool_row`).
+
+        Built from the jobs' records and the stored scores alone: no model is opened.
+        """
+        outputs: dict[str, dict[str, Any]] = {}
+
+        def scores(key: str) -> dict[str, Any]:
+            if key not in outputs:
+                outputs[key] = load_attack_output(self.store, key)
+            return outputs[key]
+
         rows = []
         for group in cell.attack_groups():
             if self.grid.protocol == "pool":
-                rows.append(self._pool_row(cell, group, results))
+                rows.append(self._pool_row(cell, group, results, scores))
             else:
-                rows.append(self._attack_row(cell, group[0], results))
+                rows.append(self._attack_row(cell, group[0], results, scores))
         return rows
 
-    def _attack_row(self, cell: Cell, attack: AttackJob, results: dict[str, JobResult],
+    def _attack_row(self, cell: Cell, attack: AttackJob, results: dict[str, JobResult], scores,
                     report: bool = True) -> ResultRow:
         """One attack job against one target (the paper's protocol; a pool's per-target row).
 
         ``report``: a failure counts among the run's failures (a pool reports it once, pooled).
         """
-        target = results.get(predict_key(attack.target))
         result = results[attack.key]
         if not result.ok:
             return self._row(cell, attack, error=result.error, report=report)
-        metrics = result.value["metrics"]
+        target, record = results[predict_key(attack.target)].value, result.value
+        out = scores(record.output)
+        metrics = attack_metrics(out["membership"], out["scores"], out["labels"], out["thresholds"],
+                                 out["indices"]).as_row()
         bad = _non_finite(metrics)
         if bad:
             return self._row(cell, attack, error=attack.failure("AssertionError: non-finite metrics " + bad),
                              report=report)
         return self._row(
             cell, attack,
-            threshold_mode=result.value["threshold_mode"],
-            train_acc=target.value["train_acc"],
-            test_acc=target.value["test_acc"],
+            threshold_mode=record.threshold_mode,
+            train_acc=target.train_acc,
+            test_acc=target.test_acc,
             **metrics,
-            n_members=result.value["n_members"],
-            n_nonmembers=result.value["n_nonmembers"],
-            defense_info=json.dumps(target.value["info"], sort_keys=True),
+            n_members=record.n_members,
+            n_nonmembers=record.n_nonmembers,
+            defense_info=json.dumps(target.info, sort_keys=True),
         )
 
-    def _pool_row(self, cell: Cell, group: list[AttackJob], results: dict[str, JobResult]) -> ResultRow:
+    def _pool_row(self, cell: Cell, group: list[AttackJob], results: dict[str, JobResult], scores) -> ResultRow:
         """One attack against every model of a pool: the pooled ROC's metrics, the spread over targets.
 
         Each per-target row goes to per_target.csv; the pooled scores are stored as an
         attack output of their own (its key in ``attack_output``), so ROC curves and the
         exposure list read them like any other.
         """
-        per_target = [self._attack_row(cell, job, results, report=False) for job in group]
+        per_target = [self._attack_row(cell, job, results, scores, report=False) for job in group]
         self._per_target[(id(cell), group[0].attack)] = per_target
         failed = [r for r in per_target if r.status == "failed"]
         if failed:
             error = f"{len(failed)} of {len(group)} targets failed; first: {failed[0].error}"
             return self._row(cell, group[0], error=error, targets=len(group))
-        key, pooled = pool_outputs(self.store, [job.output_key for job in group])
+        key, pooled = pool_scores(self.store, {job.output_key: scores(job.output_key) for job in group})
         metrics = attack_metrics(pooled["membership"], pooled["scores"], pooled["labels"], None,
                                  pooled["indices"]).as_row()
         metrics["balanced_acc"] = float(np.mean([r.balanced_acc for r in per_target]))
@@ -286,10 +300,7 @@ class Runner:
             for attack in cell.attacks:
                 cells_of.setdefault(attack.key, []).append(cell)
         results: dict[str, JobResult] = {}
-        rows_of = self._rows_from_store(plan)
-        if rows_of:  # what earlier runs finished is in the tables before anything else: they only grow
-            self._summary.rows = [r for c in plan.cells for r in rows_of.get(id(c), [])]
-            self._write_tables()
+        rows_of: dict[int, list[ResultRow]] = {}
         costs = {k: job_cost(j) for k, j in plan.jobs.items()}
         scale = max(sum(costs.values()), 1.0) / 1000  # the bar counts thousandths of the estimated work
         done_jobs = 0
@@ -308,21 +319,6 @@ class Runner:
                         self._summary.rows = [r for c in plan.cells for r in rows_of.get(id(c), [])]
                         self._write_tables()
         return self._summary
-
-    def _rows_from_store(self, plan: Plan) -> dict[int, list[ResultRow]]:
-        """Rows of every cell whose target and attack outputs are all in the store already."""
-        ctx = JobContext(self.store, self.device)
-        rows_of: dict[int, list[ResultRow]] = {}
-        for cell in plan.cells:
-            outputs = [(a.output_key, ext) for a in cell.attacks for ext in ("npz", "json")]
-            if not (all(model_stored(self.store, t.key) for t in cell.targets)
-                    and all(self.store.has("attacks", k, e) for k, e in outputs)):
-                continue
-            jobs = [*(plan.jobs[predict_key(t)] for t in cell.targets), *cell.attacks]
-            results = {job.key: run_job(job, ctx, "store") for job in jobs}
-            if all(r.ok for r in results.values()):
-                rows_of[id(cell)] = self._cell_rows(cell, results)
-        return rows_of
 
     def _write_tables(self) -> None:
         frame = rows_frame(self._summary.rows)

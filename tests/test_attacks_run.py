@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mibench.engine.jobs
+import mibench.engine.attacking
+import mibench.engine.training
 from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
 from mibench.runner import Runner
@@ -25,14 +26,14 @@ def counted_training(monkeypatch):
     """Counts every training job the runner starts, by job key."""
     calls: Counter = Counter()
     roles: dict[str, str] = {}
-    real = mibench.engine.jobs.run_train_job
+    real = mibench.engine.training.run_train_job
 
     def counting(job, store, device):
         calls[job.key] += 1
         roles[job.key] = job.role
         return real(job, store, device)
 
-    monkeypatch.setattr(mibench.engine.jobs, "run_train_job", counting)
+    monkeypatch.setattr(mibench.engine.training, "run_train_job", counting)
     return calls, roles
 
 

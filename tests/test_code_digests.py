@@ -15,7 +15,8 @@ from collections import Counter
 
 import pytest
 
-import mibench.engine.jobs
+import mibench.engine.attacking
+import mibench.engine.training
 from mibench.config.resolve import load_grid
 from mibench.registry.code import module_closure, plugin_digest
 from mibench.registry.loading import PluginManager
@@ -111,7 +112,7 @@ def counted(monkeypatch):
     """Training runs and attack runs actually done, by defense and attack name."""
     trained: Counter = Counter()
     attacked: Counter = Counter()
-    real_train, real_attack = mibench.engine.jobs.run_train_job, mibench.engine.jobs.run_attack_job
+    real_train, real_attack = mibench.engine.training.run_train_job, mibench.engine.attacking.run_attack_job
 
     def train(job, store, device):
         if not all(store.has("models", k, "pt") for k in job.model_keys()):
@@ -123,8 +124,8 @@ def counted(monkeypatch):
             attacked[job.attack.name] += 1
         return real_attack(job, store, device, opener)
 
-    monkeypatch.setattr(mibench.engine.jobs, "run_train_job", train)
-    monkeypatch.setattr(mibench.engine.jobs, "run_attack_job", attack)
+    monkeypatch.setattr(mibench.engine.training, "run_train_job", train)
+    monkeypatch.setattr(mibench.engine.attacking, "run_attack_job", attack)
     return trained, attacked
 
 

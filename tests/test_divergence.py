@@ -213,10 +213,10 @@ def test_nan_thresholds_are_refused(write_grid, registry, tmp_path):
 def test_an_ok_row_never_carries_a_non_finite_auc(write_grid, registry, tmp_path, monkeypatch):
     import dataclasses
 
-    import mibench.engine.jobs
+    import mibench.runner
 
-    real = mibench.engine.jobs.attack_metrics
-    monkeypatch.setattr(mibench.engine.jobs, "attack_metrics",
+    real = mibench.runner.attack_metrics
+    monkeypatch.setattr(mibench.runner, "attack_metrics",
                         lambda *a: dataclasses.replace(real(*a), auc=float("nan")))
     summary, results = run(write_grid, registry, tmp_path / "out", attacks="[loss]")
     assert not summary.ok

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import mibench.engine.jobs
+import mibench.engine.attacking
+import mibench.engine.training
 from mibench.cli.main import main
 from mibench.config.resolve import load_grid
 from mibench.report.results import COLUMNS
@@ -86,7 +87,7 @@ def test_a_second_run_trains_nothing(digits_run, registry):
 
 def test_interrupted_run_resumes_without_training_twice(write_grid, registry, tmp_path, monkeypatch):
     calls = []
-    real = mibench.engine.jobs.run_train_job
+    real = mibench.engine.training.run_train_job
 
     def dies_on_third(job, store, device):
         calls.append(job.key)
@@ -94,10 +95,10 @@ def test_interrupted_run_resumes_without_training_twice(write_grid, registry, tm
             raise KeyboardInterrupt  # the process is killed during the third training
         return real(job, store, device)
 
-    monkeypatch.setattr(mibench.engine.jobs, "run_train_job", dies_on_third)
+    monkeypatch.setattr(mibench.engine.training, "run_train_job", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         run(write_grid, registry, tmp_path / "resumed")
-    monkeypatch.setattr(mibench.engine.jobs, "run_train_job", real)
+    monkeypatch.setattr(mibench.engine.training, "run_train_job", real)
     resumed = run(write_grid, registry, tmp_path / "resumed")
     assert len(resumed.trained) == 1 and resumed.trained[0] == calls[2]
     assert resumed.trained[0] not in calls[:2]

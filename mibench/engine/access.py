@@ -9,7 +9,6 @@ logits on the evaluation samples without saying which were members.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
@@ -19,12 +18,13 @@ from torch import nn
 from mibench.engine.models import ModelRef, build_model
 from mibench.engine.pools import load_pool, protocol
 from mibench.engine.store import Store, stable_hash
+from mibench.registry.code import code_path_digest
 from mibench.sdk import Normaliser, Pool, as_index, predict_logits
 
 
-def logits_key(model_key: str, indices: np.ndarray) -> str:
-    digest = hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
-    return stable_hash([model_key, digest])
+def predictions_key(model_key: str) -> str:
+    """Store key of a model's logits on its whole pool; it follows the prediction code (this module's path)."""
+    return stable_hash([model_key, "pool", code_path_digest(__name__)])
 
 
 class ModelAccess:
@@ -51,6 +51,7 @@ class ModelAccess:
         self.excluded: np.ndarray = np.setdiff1d(split.members, self.members)
         self._state = saved["state_dict"]
         self._module: nn.Module | None = None
+        self._logits: torch.Tensor | None = None
         self.info: dict[str, Any] = store.load_json("models", self.key)["info"]
         self.queries = 0
 
@@ -74,15 +75,30 @@ class ModelAccess:
             self._module = model.eval()
         return self._module
 
+    @property
+    def predictions_key(self) -> str:
+        return predictions_key(self.key)
+
+    def pool_logits(self) -> torch.Tensor:
+        """Logits on every pool sample, in pool order (float32, CPU): predicted once, stored once.
+
+        Every consumer (accuracies, the target view, reference tables) reads rows of this
+        one array, so a model is run over its data once, whatever asks for it.
+        """
+        if self._logits is None:
+            key = self.predictions_key
+            if self.store.has("predictions", key, "pt"):
+                self._logits = self.store.load_torch("predictions", key)
+            else:
+                pool = self.pool
+                self._logits = predict_logits(self._network(), pool, np.arange(len(pool)), self.device,
+                                              self.eval_batch_size)
+                self.store.save_torch("predictions", key, self._logits)
+        return self._logits
+
     def logits(self, indices: np.ndarray) -> torch.Tensor:
-        """Logits on pool samples ``indices`` (float32, CPU), computed once and cached."""
-        indices = np.asarray(indices, dtype=np.int64)
-        key = logits_key(self.key, indices)
-        if self.store.has("predictions", key, "pt"):
-            return self.store.load_torch("predictions", key)
-        logits = predict_logits(self._network(), self.pool, indices, self.device, self.eval_batch_size)
-        self.store.save_torch("predictions", key, logits)
-        return logits
+        """Logits on pool samples ``indices`` (float32, CPU): rows of :meth:`pool_logits`."""
+        return self.pool_logits()[as_index(indices)]
 
     @torch.no_grad()
     def query(self, images: torch.Tensor) -> torch.Tensor:
@@ -109,32 +125,15 @@ class ModelAccess:
         indices = np.sort(np.concatenate([self.members, self.nonmembers]))
         return indices, np.isin(indices, self.members)
 
-    def evaluation_logits(self) -> tuple[np.ndarray, torch.Tensor]:
-        """Logits on the evaluation samples, computed members first then non-members (one cached array).
-
-        Returns (indices in that order, logits): the order the engine has always
-        predicted in, so that a view's answers do not depend on how it is asked.
-        """
-        order = np.concatenate([self.members, self.nonmembers])
-        return order, self.logits(order)
-
 
 class TargetView:
-    """The target as an attack sees it: outputs and (white box) the module, never its member list.
-
-    Logits on any evaluation sample are rows of one cached prediction of the whole
-    evaluation set, whatever order or subset an attack asks for.
-    """
+    """The target as an attack sees it: outputs and (white box) the module, never its member list."""
 
     def __init__(self, access: ModelAccess) -> None:
         self._access = access
         self.key = access.key
         self.device = access.device
         self.info = dict(access.info)
-        order, logits = access.evaluation_logits()
-        position = np.argsort(order, kind="stable")
-        self._eval_sorted = order[position]
-        self._eval_logits = logits[torch.as_tensor(position)]
 
     @property
     def pool(self) -> Pool:
@@ -145,11 +144,6 @@ class TargetView:
         return self._access.queries
 
     def logits(self, indices: np.ndarray) -> torch.Tensor:
-        indices = np.asarray(indices, dtype=np.int64)
-        at = np.searchsorted(self._eval_sorted, indices)
-        found = (at < len(self._eval_sorted)) & (self._eval_sorted[np.minimum(at, len(self._eval_sorted) - 1)] == indices)
-        if found.all():
-            return self._eval_logits[torch.as_tensor(at)]
         return self._access.logits(indices)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:

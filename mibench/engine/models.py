@@ -18,8 +18,11 @@ from torch import nn
 from mibench.config.plugin_config import PluginConfig
 from mibench.engine.protocol import PoolLayout
 from mibench.engine.store import stable_hash
-from mibench.registry.code import engine_digest
+from mibench.registry.code import code_path_digest
 from mibench.sdk import Pool, TrainingConfig, result_dump
+
+
+TRAINING_PATH = "mibench.engine.training"  # the engine module whose code path every model key covers
 
 
 def build_model(architecture: PluginConfig, pool: Pool, device: torch.device) -> nn.Module:
@@ -56,7 +59,7 @@ class TrainingRun:
             "defense": self.defense.spec(),
             "training": result_dump(self.training),
             "seed": self.seed,
-            "engine": engine_digest(),
+            "engine": code_path_digest(TRAINING_PATH),
         }
 
     @property

@@ -18,7 +18,7 @@ import traceback
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -26,6 +26,7 @@ from mibench.engine.access import ModelAccess, open_model
 from mibench.engine.jobs import Job, JobContext
 from mibench.engine.models import ModelRef
 from mibench.engine.plan import Plan
+from mibench.engine.records import Record
 from mibench.engine.store import Store
 
 StartHook = Callable[[Job], None]
@@ -49,12 +50,32 @@ class JobResult:
     key: str
     kind: str
     ok: bool
-    value: dict[str, Any] = field(default_factory=dict)
+    value: Record | None = None  # the job's record
     error: str = ""
     traceback: str = ""
     label: str = ""
     seconds: float = 0.0
     worker: str = ""
+    messages: list[str] = field(default_factory=list)  # what the store reported in a remote worker
+
+
+STORE = "store"  # the worker of a result read from the store (a job done by an earlier run)
+
+
+def stored_results(plan: Plan, store: Store) -> Iterator[JobResult]:
+    """A result for every job that an earlier run finished: its record and outputs are stored, and so are its deps'.
+
+    Jobs come dependencies first; nothing runs and no model is opened.
+    """
+    done: set[str] = set()
+    for cell in plan.cells:
+        for job in plan.cell_jobs(cell):
+            if job.key in done or not all(d in done for d in job.deps):
+                continue
+            record = job.stored(store)
+            if record is not None:
+                done.add(job.key)
+                yield JobResult(job.key, job.kind, True, record, label=job.label(), worker=STORE)
 
 
 class ModelCache:
@@ -106,6 +127,9 @@ class SerialExecutor(Executor):
 
     def run(self, plan: Plan, store: Store, device: torch.device) -> Iterator[JobResult]:
         done: dict[str, JobResult] = {}
+        for result in stored_results(plan, store):
+            done[result.key] = result
+            yield result
         for cell in plan.cells:
             ctx = JobContext(store, device, ModelCache())  # a fresh cache per cell
             for job in plan.cell_jobs(cell):

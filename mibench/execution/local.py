@@ -27,7 +27,7 @@ import torch
 from mibench.engine.jobs import Job, JobContext
 from mibench.engine.plan import Plan
 from mibench.engine.store import Store
-from mibench.execution.executor import Executor, JobResult, ModelCache, run_job
+from mibench.execution.executor import Executor, JobResult, ModelCache, run_job, stored_results
 from mibench.execution.scheduler import Retries, Scheduler
 
 StartHook = Callable[[Job, str], None]
@@ -113,6 +113,11 @@ class LocalExecutor(Executor):
 
     def run(self, plan: Plan, store: Store, device: torch.device) -> Iterator[JobResult]:
         scheduler = Scheduler(plan)
+        for result in stored_results(plan, store):  # before any worker starts: a finished rerun starts none
+            yield result
+            yield from scheduler.finish(result)
+        if scheduler.done():
+            return
         results: mp.Queue = self._context.Queue()
         workers = [self._start(i, store, results) for i in range(self.workers)]
         retries = Retries(self.max_retries, self.log)

@@ -24,7 +24,7 @@ from mibench.engine.jobs import Job, JobContext
 from mibench.engine.layout import RunDirError
 from mibench.engine.plan import Plan
 from mibench.engine.store import Store
-from mibench.execution.executor import ExecutionError, Executor, JobResult, ModelCache, run_job
+from mibench.execution.executor import ExecutionError, Executor, JobResult, ModelCache, run_job, stored_results
 from mibench.execution.scheduler import Retries, Scheduler
 
 INSTALL_HINT = "the ray executor needs Ray: pip install 'mibench[ray]'"
@@ -52,8 +52,7 @@ def _run_task(job: Job, store_root: str, device: str, threads: int) -> JobResult
 
     name = f"{socket.gethostname()}:ray-{os.getpid()}"
     result = run_job(job, JobContext(store, resolve_device(device), _models), name)
-    if messages:
-        result.value = {**result.value, "store_messages": messages}
+    result.messages = messages
     return result
 
 
@@ -116,6 +115,9 @@ class RayExecutor(Executor):
                 d.startswith("cuda") for d in self.devices) else 0.0
             task = ray.remote(_run_task).options(num_cpus=self.threads, num_gpus=gpu_share, max_retries=0)
             scheduler = Scheduler(plan)
+            for result in stored_results(plan, store):
+                yield result
+                yield from scheduler.finish(result)
             in_flight: dict[object, Job] = {}
             retries = Retries(self.max_retries, self.log)
             slot = 0
@@ -138,7 +140,7 @@ class RayExecutor(Executor):
                         if lost is None:
                             continue
                         result = lost
-                    for message in result.value.pop("store_messages", []) if result.ok else []:
+                    for message in result.messages:
                         self.log(message)
                     yield result
                     yield from scheduler.finish(result)

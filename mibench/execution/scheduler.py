@@ -74,9 +74,12 @@ class Scheduler:
         return len(self.results) == self.total
 
     def has_ready(self) -> bool:
+        while self._ready and self._ready[0][3] in self.results:  # finished meanwhile (read from the store)
+            heapq.heappop(self._ready)
         return bool(self._ready)
 
     def pop(self) -> Job:
+        self.has_ready()
         return self.plan.jobs[heapq.heappop(self._ready)[3]]
 
     def finish(self, result: JobResult) -> list[JobResult]:

@@ -1,18 +1,23 @@
 """Digests of the code that produces a result, so that a cached result follows its code.
 
-A plugin's digest covers the module that defines its class and every module of its
-own code that it imports, directly or not (found by reading the import statements,
-not by running anything): for an installed distribution, the modules of the
-plugin's top-level package; for plugins in a plain directory on the path, the
-modules that live in that directory. The engine's digest covers the SDK
-and the engine's modules: everything that runs while a model trains or an attack
-scores, and nothing that only reports. Each module counts by its syntax tree, so
-editing a comment, a blank line or the layout changes no digest; editing a
-docstring or any code does.
+A plugin's digest covers the module that defines its class, every module of its own
+code that it imports, directly or not (found by reading the import statements, not by
+running anything), and the SDK modules those import (``from mibench.sdk import X``
+counts the submodule that defines X): for an installed distribution, the modules of
+the plugin's top-level package; for plugins in a plain directory on the path, the
+modules that live in that directory. Each module counts by its syntax tree, so
+editing a comment, a blank line or the layout changes no digest; editing a docstring
+or any code does.
 
-Model keys and attack-output keys include these digests: editing a defense's loss
-retrains that defense's models and nothing else, editing an attack re-runs that
-attack only, and editing the engine recomputes everything.
+The engine's code is covered by *code paths* (:func:`code_path_digest`): an entry
+module of the engine and every SDK and engine module it imports, transitively. A
+model key covers the training path (``mibench.engine.training``: the trainer, batches,
+objectives, splits, the store), a prediction the prediction path, an attack output
+the attack path; none covers metrics, intervals, estimates, reports or the CLI, which
+are recomputed from stored scores. So editing a defense's loss retrains that
+defense's models and nothing else, editing an attack re-runs that attack only,
+editing the trainer retrains everything, and editing the DeLong interval code
+retrains and re-attacks nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 ENGINE_PACKAGES = ("mibench.sdk", "mibench.engine")
+SDK = "mibench.sdk"
 ENGINE_TOP_LEVEL = {"mibench"}  # covered by the engine digest, never by a plugin's
 
 
@@ -76,9 +82,22 @@ def _imported_modules(name: str, path: Path) -> set[str]:
                 module = ".".join([*base, node.module] if node.module else base)
             else:
                 module = node.module or ""
+            sources = _sdk_sources() if module == SDK else {}
+            if sources and all(alias.name in sources for alias in node.names):
+                # the SDK re-exports lazily: ``from mibench.sdk import X`` runs X's submodule only
+                found.update(f"{SDK}.{sources[alias.name]}" for alias in node.names)
+                continue
             found.add(module)
             found.update(f"{module}.{alias.name}" for alias in node.names)  # ``from pkg import submodule``
     return found
+
+
+@lru_cache(maxsize=1)
+def _sdk_sources() -> dict[str, str]:
+    """The SDK's public names and the submodule defining each (importing mibench.sdk imports none of them)."""
+    import mibench.sdk
+
+    return dict(mibench.sdk._SOURCES)
 
 
 @lru_cache(maxsize=1)
@@ -143,27 +162,43 @@ def code_digest(modules: dict[str, Path], length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
-def plugin_digest(cls: type) -> str:
-    """Digest of the code a plugin class runs: its module and what that imports within its package."""
-    return code_digest(module_closure(cls.__module__))
+def _with_sdk(modules: dict[str, Path]) -> dict[str, Path]:
+    """``modules`` and the SDK modules they import, transitively."""
+    out = dict(modules)
+    sdk = _sdk_modules()
+    for name, path in modules.items():
+        for imported in _imported_modules(name, path):
+            if imported in sdk and imported not in out:
+                out.update(module_closure(imported, within=SDK))
+    return out
 
 
 @lru_cache(maxsize=1)
-def engine_digest() -> str:
-    """Digest of the SDK and the engine: the mibench code that runs while results are made."""
-    modules: dict[str, Path] = {}
-    for package in ENGINE_PACKAGES:
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        for root in spec.submodule_search_locations:
-            for path in sorted(Path(root).rglob("*.py")):
-                rel = path.relative_to(root).with_suffix("")
-                parts = [p for p in rel.parts if p != "__init__"]
-                modules[".".join([package, *parts])] = path
+def _sdk_modules() -> frozenset[str]:
+    """Names of the SDK's submodules, from its directory (nothing is imported)."""
+    root = Path(__file__).resolve().parent.parent / "sdk"
+    return frozenset(f"{SDK}.{p.stem}" for p in root.glob("*.py") if p.stem != "__init__")
+
+
+def plugin_digest(cls: type) -> str:
+    """Digest of the code a plugin class runs: its module, what that imports within its package, and the SDK it uses."""
+    return code_digest(_with_sdk(module_closure(cls.__module__)))
+
+
+@lru_cache(maxsize=None)
+def code_path_digest(entry: str) -> str:
+    """Digest of engine module ``entry`` and every SDK and engine module it imports, transitively."""
+    modules = module_closure(entry, within=ENGINE_PACKAGES)
+    if entry not in modules:
+        raise ValueError(f"no engine module {entry!r}")
     return code_digest(modules)
 
 
+def code_path_modules(entry: str) -> list[str]:
+    """The modules :func:`code_path_digest` covers (for run.json and tests)."""
+    return sorted(module_closure(entry, within=ENGINE_PACKAGES))
+
+
 def clear_caches() -> None:
-    """Forget the engine digest (tests that edit engine files)."""
-    engine_digest.cache_clear()
+    """Forget the code-path digests (tests that edit engine files)."""
+    code_path_digest.cache_clear()

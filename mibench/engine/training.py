@@ -1,0 +1,93 @@
+"""Training one run and storing its released models: the code path every model key covers.
+
+Everything this module imports from the engine and the SDK (the trainer, batches,
+objectives, splits, the store) is part of the model key's code digest
+(:func:`mibench.registry.code.code_path_digest`), and nothing else of mibench is:
+editing metrics or reports never retrains a model.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from mibench.engine.models import TrainingRun, build_model
+from mibench.engine.pools import load_pool, protocol
+from mibench.engine.records import TrainRecord
+from mibench.engine.store import Store
+from mibench.sdk.defense import TrainedModel, TrainingContext
+from mibench.sdk.trainer import Trainer, TrainingDiverged
+
+
+def model_stored(store: Store, key: str) -> bool:
+    """A finished model: its weights and its record, both intact (a damaged one is quarantined)."""
+    return store.has("models", key, "pt") and store.has("models", key, "json")
+
+
+def run_train_job(job: TrainingRun, store: Store, device: torch.device) -> TrainRecord:
+    """Train and save every model of ``job`` that the store lacks; returns the run's record."""
+    keys = tuple(job.model_keys())
+    if all(model_stored(store, k) for k in keys):
+        return TrainRecord(keys)
+    pool = load_pool(job.dataset)
+    split = protocol(job.dataset, job.split_seed, job.layout).split_for(job.role)
+    torch.manual_seed(job.seed)
+    trainer = Trainer(job.training, pool, device, job.seed, desc=job.label())
+    context = TrainingContext(
+        pool=pool,
+        train_indices=split.members,
+        build_model=lambda: build_model(job.architecture, pool, device),
+        trainer=trainer,
+        seed=job.seed,
+        device=device,
+        role=job.role,
+        release_values=job.release_values,
+    )
+    started = time.time()
+    released = job.defense.create().train(context)
+    seconds = time.time() - started
+    if isinstance(released, TrainedModel):
+        released = {None: released}
+    if not isinstance(released, Mapping):
+        raise TypeError(f"defense {job.defense.name!r} returned {type(released).__name__}, not a TrainedModel")
+    for trained in released.values():  # every released model first: a diverged run stores none of them
+        _check_finite(trained.model)
+    for value, trained in released.items():
+        if not model_stored(store, job.model_key(value)):  # a checkpoint already released stays as it is
+            _save_model(store, job, value, trained, split.members, seconds)
+    return TrainRecord(keys, round(seconds, 3), torch.get_num_threads(), trained=True)
+
+
+def _check_finite(model: torch.nn.Module) -> None:
+    """Raise :class:`TrainingDiverged` if a floating tensor of ``model``'s state_dict is not finite.
+
+    Covers every defense, the shared loop's or its own: a model with non-finite
+    weights is never stored as finished.
+    """
+    bad = sum(int((~torch.isfinite(t.detach())).sum()) for t in model.state_dict().values()
+              if t.is_floating_point() or t.is_complex())
+    if bad:
+        raise TrainingDiverged(f"training diverged: {bad} non-finite weights in the released model")
+
+
+def _save_model(
+    store: Store, job: TrainingRun, value: Any, trained: TrainedModel, train_split: np.ndarray, seconds: float
+) -> None:
+    members = np.asarray(trained.members, dtype=np.int64)
+    if not np.isin(members, train_split).all():
+        raise AssertionError(f"defense {job.defense.name!r} reports members outside its training split")
+    key = job.model_key(value)
+    record = {
+        "identity": job.identity(),
+        "release_value": value,
+        "info": dict(trained.info),
+        "members": int(len(members)),
+        "train_seconds": round(seconds, 3),
+        "threads": torch.get_num_threads(),  # model bytes depend on it (CPU reductions split by thread)
+    }
+    store.save_json("models", key, record)
+    state = {k: v.detach().cpu() for k, v in trained.model.state_dict().items()}
+    store.save_torch("models", key, {"state_dict": state, "members": torch.as_tensor(members)})
