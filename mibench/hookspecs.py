@@ -1,3 +1,7 @@
-"""Deprecated: the hook marker and specs now live in :mod:`mibench.sdk` (kept for 0.1 plugins; removed in 0.3)."""
+"""Deprecated 0.1 import path (removed in 0.4): the hook marker and specs live in :mod:`mibench.sdk`."""
 
-from mibench.sdk.hooks import *  # noqa: F401,F403
+from mibench._moved import warn_moved
+
+warn_moved(__name__, "mibench.sdk")
+
+from mibench.sdk.hooks import *  # noqa: E402,F401,F403

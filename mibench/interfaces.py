@@ -1,4 +1,8 @@
-"""Deprecated: the plugin interfaces now live in :mod:`mibench.sdk` (kept for 0.1 plugins; removed in 0.3)."""
+"""Deprecated 0.1 import path (removed in 0.4): the plugin interfaces live in :mod:`mibench.sdk`."""
 
-from mibench.sdk import *  # noqa: F401,F403
-from mibench.sdk import TrainingContext as TrainingJob  # noqa: F401 - the 0.1 name
+from mibench._moved import warn_moved
+
+warn_moved(__name__, "mibench.sdk")
+
+from mibench.sdk import *  # noqa: E402,F401,F403
+from mibench.sdk import TrainingContext as TrainingJob  # noqa: E402,F401 - the 0.1 name

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mibench import hookspecs
+from mibench.sdk import hooks as hookspecs
 from mibench.cli.main import main
 from mibench.sdk.hooks import hookimpl
 from mibench.sdk.attack import Attack

@@ -1,0 +1,7 @@
+"""Deprecated 0.1 import path (removed in 0.4): these names live in :mod:`mibench.sdk`."""
+
+from mibench._moved import warn_moved
+
+warn_moved(__name__, "mibench.sdk")
+
+from mibench.sdk.threshold_attack import ThresholdAttack, ThresholdParams  # noqa: E402,F401
