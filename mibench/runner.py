@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 import mibench
 from mibench.config.resolve import ResolvedGrid
 from mibench.engine.devices import resolve_device
-from mibench.engine.jobs import AttackJob, Job, TrainJob, load_attack_output, pool_scores
+from mibench.engine.attacking import load_attack_output
+from mibench.engine.jobs import AttackJob, Job, TrainJob, pool_scores
 from mibench.engine.metrics import attack_metrics
 from mibench.engine.layout import RunLayout
 from mibench.engine.plan import Cell, Plan, build_plan, predict_key
@@ -133,7 +134,7 @@ class Runner:
     # ------------------------------------------------------------------------ jobs
 
     def _on_start(self, job: Job, worker: str) -> None:
-        if isinstance(job, TrainJob) and not job.done(self.store):
+        if isinstance(job, TrainJob):  # a finished one is read from the store, never started
             self.log(f"train  {job.label()}" + (f" [{worker}]" if worker != "serial" else ""))
         elif job.kind == "attack":
             self.log(f"attack {job.label()}" + (f" [{worker}]" if worker != "serial" else ""))

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from mibench.cli.main import main
 from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
-from mibench.engine.jobs import load_attack_output
+from mibench.engine.attacking import load_attack_output
 from mibench.engine.metrics import attack_metrics
 from mibench.engine.plan import build_plan, pool_seed
 from mibench.engine.protocol import PoolLayout, Protocol

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from mibench.config.plugin_config import PluginConfig
 from mibench.engine import attacking, training
-from mibench.engine.access import ModelAccess, open_model
+from mibench.engine.access import open_model
+from mibench.engine.attacking import Opener
 from mibench.engine.models import ModelRef, TrainingRun
 from mibench.engine.pools import load_pool, protocol
 from mibench.engine.protocol import PoolLayout
@@ -32,7 +33,6 @@ from mibench.engine.store import Store, stable_hash
 from mibench.engine.training import model_stored
 from mibench.registry.code import code_path_digest
 
-Opener = Callable[[Store, ModelRef, torch.device], ModelAccess]
 ATTACK_PATH = "mibench.engine.attacking"  # the engine module whose code path every attack output's key covers
 
 
@@ -52,7 +52,8 @@ class Job:
     kind: ClassVar[str] = "job"
 
     def inputs(self) -> dict:
-        """Everything the job's output depends on; its key is their hash."""
+        """Everything the job's output depends on; its key is their hash (a job that keys itself by
+        another object's key, a prediction by its model's, overrides :attr:`key` instead)."""
         raise NotImplementedError
 
     @property
@@ -149,11 +150,7 @@ class TrainJob(Job):
     splits: str = ""  # key of the SplitsJob of its dataset
 
     def inputs(self) -> dict:
-        return {"run": self.training_run.key, "releases": [repr(v) for v in self.training_run.release_values]}
-
-    @property
-    def key(self) -> str:
-        return "train:" + self.training_run.key  # one training run, one job, whatever it releases
+        return self.training_run.identity()  # one training run, one job, whatever checkpoints it releases
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -192,9 +189,6 @@ class PredictJob(Job):
     kind: ClassVar[str] = "predict"
     model: ModelRef
     train: str = ""  # key of the TrainJob that makes the model
-
-    def inputs(self) -> dict:
-        return {"model": self.model.key}
 
     @property
     def key(self) -> str:
@@ -269,11 +263,6 @@ class AttackJob(Job):
 
     def compute(self, ctx: JobContext) -> AttackRecord:
         return attacking.run_attack_job(self, ctx.store, ctx.device, ctx.opener)
-
-
-def load_attack_output(store: Store, key: str) -> dict:
-    """An attack's stored scores, membership, labels, indices and thresholds (see :mod:`mibench.engine.attacking`)."""
-    return attacking.load_attack_output(store, key)
 
 
 def pool_scores(store: Store, outputs: dict[str, dict[str, np.ndarray]]) -> tuple[str, dict[str, np.ndarray]]:

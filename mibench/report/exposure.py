@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mibench.engine.jobs import load_attack_output
+from mibench.engine.attacking import load_attack_output
 from mibench.engine.layout import RunLayout
 
 EXPOSED_COLUMNS = ["dataset", "architecture", "defense", "seed", "attack", "protocol", "rank", "sample", "label",

@@ -309,7 +309,7 @@ def _pool_section(merged: pd.DataFrame) -> str:
 
 def _exposed_section(merged: pd.DataFrame, run_dirs: list[Path], top: int = 5) -> str:
     """The training samples each config's strongest attack (by TPR at 0.1% FPR) exposes most."""
-    from mibench.engine.jobs import load_attack_output
+    from mibench.engine.attacking import load_attack_output
     from mibench.report.exposure import exposure
 
     rows_all = _first_seed_rows(merged)
