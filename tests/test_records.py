@@ -126,3 +126,18 @@ def test_the_splits_key_covers_every_input_of_its_output(tmp_path, registry):
         assert output(variant) != reference
         assert variant.key != base.key, variant
     assert base.key == "splits:" + stable_hash(base.inputs())  # the key is built from the declared inputs alone
+
+
+def test_a_prediction_record_of_older_prediction_code_is_not_done(write_grid, registry, tmp_path):
+    """Predictions are keyed by the prediction code path: a record naming logits made under another
+    key (the code changed since) is not done, so accuracies are never read from old logits."""
+    from mibench.engine.plan import build_plan
+
+    run(write_grid, registry, tmp_path / "run")
+    store = Store(tmp_path / "run" / "store")
+    job = next(j for j in build_plan(load_grid(write_grid(GRID), registry)).jobs.values() if j.kind == "predict")
+    record = job.stored(store)
+    assert isinstance(record, PredictRecord)
+    store.save_torch("predictions", "older-code", store.load_torch("predictions", record.logits))
+    save_record(store, job.key, PredictRecord(record.model_key, "older-code", record.train_acc, record.test_acc))
+    assert job.stored(store) is None

@@ -22,7 +22,7 @@ import torch
 
 from mibench.config.plugin_config import PluginConfig
 from mibench.engine import attacking, training
-from mibench.engine.access import open_model
+from mibench.engine.access import open_model, predictions_key
 from mibench.engine.attacking import Opener
 from mibench.engine.models import ModelRef, TrainingRun
 from mibench.engine.pools import load_pool, protocol
@@ -202,7 +202,9 @@ class PredictJob(Job):
         return f"predictions of {self.model.run.label()}"
 
     def outputs_stored(self, store: Store, record: Record) -> bool:
-        return isinstance(record, PredictRecord) and store.has("predictions", record.logits, "pt")
+        """The record's logits are stored and were made by today's prediction code (their key follows it)."""
+        return (isinstance(record, PredictRecord) and record.logits == predictions_key(self.model.key)
+                and store.has("predictions", record.logits, "pt"))
 
     def compute(self, ctx: JobContext) -> PredictRecord:
         access = ctx.opener(ctx.store, self.model, ctx.device)
