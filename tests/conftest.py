@@ -106,7 +106,7 @@ def digits_job(architecture=None, *, epochs: int = 3, seed: int = 0):
 
     from mibench.sdk.training_config import TrainingConfig
     from mibench.sdk.defense import TrainingContext
-    from mibench.engine.protocol import Protocol
+    from mibench.engine.protocols.splits import PaperSplits
     from mibench.sdk.trainer import Trainer
     from mibench_plugins.architectures.small import MLP
 
@@ -119,7 +119,7 @@ def digits_job(architecture=None, *, epochs: int = 3, seed: int = 0):
     torch.manual_seed(seed)
     return TrainingContext(
         pool=pool,
-        train_indices=Protocol.build(len(pool), 0).target.members,
+        train_indices=PaperSplits.build(len(pool), 0).target.members,
         build_model=lambda: architecture.build(pool.input_shape, pool.num_classes),
         trainer=Trainer(config, pool, device, seed),
         seed=seed,

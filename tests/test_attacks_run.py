@@ -30,7 +30,7 @@ def counted_training(monkeypatch):
 
     def counting(job, store, device):
         calls[job.key] += 1
-        roles[job.key] = job.role
+        roles[job.key] = str(job.role)
         return real(job, store, device)
 
     monkeypatch.setattr(mibench.engine.training, "run_train_job", counting)

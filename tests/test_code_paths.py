@@ -60,8 +60,8 @@ shadow: {count: 2}
 """
 
 METRICS_AND_REPORTS = ["engine/uncertainty.py", "engine/estimate.py", "engine/metrics.py", "report/tables.py",
-                       "cli/validate_cmd.py"]
-TRAINING_PATH = ["sdk/trainer.py", "sdk/batches.py", "engine/training.py", "engine/protocol.py"]
+                       "report/rows.py", "cli/validate_cmd.py", "engine/protocols/paper.py"]
+TRAINING_PATH = ["sdk/trainer.py", "sdk/batches.py", "engine/training.py", "engine/protocols/splits.py"]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,8 @@ def test_editing_the_prediction_path_predicts_again_and_retrains_nothing(keys_af
 
 def test_the_training_path_holds_the_trainer_and_not_the_metrics():
     modules = code_path_modules("mibench.engine.training")
-    assert {"mibench.sdk.trainer", "mibench.sdk.batches", "mibench.sdk.objective", "mibench.engine.protocol",
+    assert {"mibench.sdk.trainer", "mibench.sdk.batches", "mibench.sdk.objective", "mibench.engine.pools",
             "mibench.engine.store"} <= set(modules)
     assert not {"mibench.engine.metrics", "mibench.engine.uncertainty", "mibench.engine.estimate",
-                "mibench.engine.access", "mibench.sdk.thresholds"} & set(modules)
+                "mibench.engine.access", "mibench.sdk.thresholds", "mibench.engine.protocols.paper",
+                "mibench.engine.protocols.pool"} & set(modules)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mibench.config.resolve import load_grid
-from mibench.engine.protocol import Protocol
+from mibench.engine.protocols.splits import PaperSplits
 from mibench.runner import Runner
 from mibench.registry.loading import default_manager
 from mibench.sdk import (
@@ -60,7 +60,7 @@ class DivergeShadow0(Defense):
 
     def train(self, job):
         model = job.build_model()
-        objective = InfAfterFirstEpoch() if job.role == "shadow-0" else Cross()
+        objective = InfAfterFirstEpoch() if str(job.role) == "shadow-0" else Cross()
         job.trainer.fit(model, job.train_indices, objective)
         return TrainedModel(model, np.asarray(job.train_indices))
 
@@ -175,7 +175,7 @@ def test_the_trainer_raises_at_the_epoch_that_diverges():
     pool = _digits_pool()
     config = TrainingConfig(epochs=4, batch_size=64, optimizer={"name": "sgd", "lr": 0.1})
     trainer = Trainer(config, pool, torch.device("cpu"), seed=0)
-    members = Protocol.build(len(pool), 0).target.members
+    members = PaperSplits.build(len(pool), 0).target.members
     torch.manual_seed(0)
     model = MLP(MLP.Params(hidden=[16])).build(pool.input_shape, pool.num_classes)
     epochs_done = []
@@ -213,10 +213,10 @@ def test_nan_thresholds_are_refused(write_grid, registry, tmp_path):
 def test_an_ok_row_never_carries_a_non_finite_auc(write_grid, registry, tmp_path, monkeypatch):
     import dataclasses
 
-    import mibench.runner
+    import mibench.report.rows
 
-    real = mibench.runner.attack_metrics
-    monkeypatch.setattr(mibench.runner, "attack_metrics",
+    real = mibench.report.rows.attack_metrics
+    monkeypatch.setattr(mibench.report.rows, "attack_metrics",
                         lambda *a: dataclasses.replace(real(*a), auc=float("nan")))
     summary, results = run(write_grid, registry, tmp_path / "out", attacks="[loss]")
     assert not summary.ok

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
 from mibench.engine.metrics import attack_metrics
-from mibench.sdk import ShadowNeeds
+from mibench.sdk import ReferenceRules, ShadowNeeds
 from mibench.sdk.reference_attack import Table
 from mibench_plugins.attacks.lira import (
     PER_SAMPLE_VARIANCE_MIN_MODELS,
@@ -239,7 +239,8 @@ def pool_context(shift, sd_in, sd_out, models=8, seed=1):
 
         members = np.flatnonzero(inside[m, :N_EVAL])
         views.append(FakeAccess(pool, members, np.setdiff1d(np.arange(N_EVAL), members), logits))
-    return replace(context(views[0], views[1:], population=np.arange(N_EVAL, N), seed=3), pool_models=models)
+    return replace(context(views[0], views[1:], population=np.arange(N_EVAL, N), seed=3), pool_models=models,
+                   references=ReferenceRules(per_side=models // 2 - 1))
 
 
 def evaluate(attack, ctx):

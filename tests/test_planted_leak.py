@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mibench.engine.metrics import attack_metrics
-from mibench.engine.protocol import halve
+from mibench.engine.protocols.splits import halve
 from mibench_plugins.attacks.lira import LiRAAttack
 from mibench_plugins.attacks.nn_attack import NNAttack
 from mibench_plugins.attacks.rmia import RMIAAttack

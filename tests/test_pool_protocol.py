@@ -13,8 +13,9 @@ from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
 from mibench.engine.attacking import load_attack_output
 from mibench.engine.metrics import attack_metrics
-from mibench.engine.plan import build_plan, pool_seed
-from mibench.engine.protocol import PoolLayout, Protocol
+from mibench.engine.plan import build_plan
+from mibench.engine.protocols.pool import pool_seed
+from mibench.engine.protocols.splits import PaperSplits, PoolSplits, Role
 from mibench.engine.store import Store
 from mibench.runner import Runner
 
@@ -23,8 +24,7 @@ from mibench.runner import Runner
 
 @pytest.mark.parametrize("models", [4, 7, 16])
 def test_each_sample_is_in_for_half_the_models(models):
-    proto = Protocol.build(1000, 3, PoolLayout(models, 0.6))
-    inside = proto.model_pool.inside
+    inside = PoolSplits.build(1000, 3, models, 0.6).inside
     assert inside.shape == (models, 600)
     assert (inside.sum(0) == models // 2).all()  # within one of M / 2 (odd M: the smaller half)
     # each model trains on about half of D (a binomial count: within 4 standard deviations)
@@ -34,27 +34,26 @@ def test_each_sample_is_in_for_half_the_models(models):
 
 
 def test_pool_splits_partition_the_pool():
-    proto = Protocol.build(1000, 3, PoolLayout(6, 0.6))
-    pool = proto.model_pool
+    pool = PoolSplits.build(1000, 3, 6, 0.6)
     assert len(pool.samples) == 600 and len(pool.population) == 400
     assert np.array_equal(np.union1d(pool.samples, pool.population), np.arange(1000))
     assert np.intersect1d(pool.samples, pool.population).size == 0
-    assert np.array_equal(proto.population, pool.population)  # where z samples come from: no model saw them
+    assert np.array_equal(pool.attack_view()["population"], pool.population)  # z samples: no model saw them
     for m in range(6):
-        split = proto.split_for(f"pool-{m}")
+        split = pool.split(Role("pool", m))
         assert np.intersect1d(split.members, split.nonmembers).size == 0
         assert np.array_equal(np.union1d(split.members, split.nonmembers), pool.samples)
         assert np.array_equal(split.members, pool.samples[pool.inside[m]])
     with pytest.raises(ValueError, match="pool model 6 does not exist"):
-        proto.split_for("pool-6")
-    with pytest.raises(ValueError, match="needs the pool protocol"):
-        Protocol.build(1000, 3).split_for("pool-0")
+        pool.split(Role("pool", 6))
+    with pytest.raises(ValueError, match="unknown model role 'pool-0'"):
+        PaperSplits.build(1000, 3).split(Role("pool", 0))
 
 
 def test_pool_seeds_reproduce():
-    a = Protocol.build(1000, 3, PoolLayout(8, 0.5)).model_pool
-    b = Protocol.build(1000, 3, PoolLayout(8, 0.5)).model_pool
-    c = Protocol.build(1000, 4, PoolLayout(8, 0.5)).model_pool
+    a = PoolSplits.build(1000, 3, 8, 0.5)
+    b = PoolSplits.build(1000, 3, 8, 0.5)
+    c = PoolSplits.build(1000, 4, 8, 0.5)
     assert np.array_equal(a.samples, b.samples) and np.array_equal(a.inside, b.inside)
     assert not np.array_equal(a.samples, c.samples)
     assert not np.array_equal(a.inside, c.inside)
@@ -88,7 +87,7 @@ def test_targets_and_references_are_never_mixed(write_grid, registry):
     for cell in plan.cells:
         keys = [t.key for t in cell.targets]
         assert len(set(keys)) == 6
-        assert [t.role for t in cell.targets] == [f"pool-{m}" for m in range(6)]
+        assert [str(t.role) for t in cell.targets] == [f"pool-{m}" for m in range(6)]
         assert [t.run.seed for t in cell.targets] == [pool_seed(0, m) for m in range(6)]
         assert {t.run.defense.name for t in cell.targets} == {cell.defense.name}  # references train like the target
         assert not seen_models & set(keys)  # no model serves two cells

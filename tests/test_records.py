@@ -109,11 +109,14 @@ def test_a_damaged_record_runs_its_job_again(write_grid, registry, tmp_path):
 def test_the_splits_key_covers_every_input_of_its_output(tmp_path, registry):
     """Each field of a SplitsJob is an input of its key: change one whose output changes, the key changes."""
     from mibench.config.plugin_config import PluginConfig
+    from mibench.engine.protocols.paper import PaperProtocol
+    from mibench.engine.protocols.pool import PoolProtocol
 
     info = registry.get("dataset", "digits")
     dataset = PluginConfig(info, info.cls.Params(), (), 0)
-    base = SplitsJob(dataset, 0, 2)
-    variants = [SplitsJob(dataset, 1, 2), SplitsJob(dataset, 0, 3)]
+    base = SplitsJob(dataset, 0, PaperProtocol(2))
+    variants = [SplitsJob(dataset, 1, PaperProtocol(2)), SplitsJob(dataset, 0, PaperProtocol(3)),
+                SplitsJob(dataset, 0, PoolProtocol(4, 0.5))]
     store = Store(tmp_path)
 
     def output(job):

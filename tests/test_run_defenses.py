@@ -53,7 +53,7 @@ def test_reference_and_private_defenses_run_end_to_end(write_grid, registry, tmp
     # attacks see AdvReg's carved-out reference set as neither members nor non-members
     store = Store(tmp_path / "run" / "store")
     job = next(j for j in build_plan(resolved).train_jobs.values()
-               if j.role == "shadow-0" and j.defense.name == "advreg")
+               if str(j.role) == "shadow-0" and j.defense.name == "advreg")
     access = open_model(store, ModelRef(job), torch.device("cpu"))
     assert len(access.excluded) == 90 and len(access.members) == 449 - 90
     assert np.intersect1d(access.excluded, np.r_[access.members, access.nonmembers]).size == 0

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mibench.sdk.training_config import ScheduleConfig, TrainingConfig
-from mibench.engine.protocol import Protocol
+from mibench.engine.protocols.splits import PaperSplits
 from mibench.sdk.trainer import Trainer
 from mibench_plugins.architectures.small import SmallCNN
 from mibench_plugins.defenses.ce import CrossEntropy
@@ -33,7 +33,7 @@ def test_learning_rate_schedules(schedule, expected):
 def train(**options):
     pool = _digits_pool()
     config = TrainingConfig(epochs=2, batch_size=64, optimizer={"lr": 0.05}, **options)
-    members = Protocol.build(len(pool), 0).target.members
+    members = PaperSplits.build(len(pool), 0).target.members
     trainer = Trainer(config, pool, torch.device("cpu"), seed=0)
     trainer.channels_last = options.get("channels_last", False)  # as on CUDA
     torch.manual_seed(0)

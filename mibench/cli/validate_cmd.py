@@ -23,30 +23,16 @@ def describe_plan(resolved: ResolvedGrid, plan: Plan) -> str:
         f"  defenses:      {', '.join(d.label for d in resolved.defenses)}",
         f"  attacks:       {', '.join(a.label for a in resolved.attacks)}",
         f"  seeds:         {', '.join(map(str, g.seeds))}",
-        (f"  protocol:      pool: {g.pool.models} models per defense config and seed, each on half of "
-         f"{g.pool.dataset_fraction:.0%} of the pool; each the target once, the others its references"
-         if g.protocol == "pool" else
-         f"  protocol:      paper; shadows: {g.shadow.count} per target, training {g.shadow.training}"),
+        f"  protocol:      {resolved.protocol.describe(g)}",
         "plan:",
         f"  {len(plan.cells)} cells (dataset x architecture x defense config x seed)",
         f"  {targets + shadows} models to train: {targets} targets, {shadows} shadows "
         f"({len(plan.train_jobs)} training runs)",
         f"  {len(plan.attack_jobs)} attack jobs",
         "what each attack needs:",
-        *(f"  {a.label}: {attack_need(a.info.cls.needs(a.params), g.protocol)}" for a in resolved.attacks),
+        *(f"  {a.label}: {resolved.protocol.attack_need(a.info.cls.needs(a.params))}" for a in resolved.attacks),
     ]
     return "\n".join(lines)
-
-
-def attack_need(need, protocol: str) -> str:
-    """One phrase: what an attack's ``ShadowNeeds`` asks of the grid's protocol."""
-    if not need.uses_shadows:
-        return "the target alone"
-    if protocol == "pool":
-        side = f"{need.count} IN and {need.count} OUT" if need.mode == "online" else f"{need.count} OUT"
-        return f"the pool's other models as references (at least {side} per sample)"
-    how = {"grid": "as shadow.training says", "like-target": "like the target", "plain": "plainly (shadow.plain)"}
-    return f"at least {need.count} offline shadow model{'s' if need.count > 1 else ''}, trained {how[need.training]}"
 
 
 def _duration(hours: float) -> str:

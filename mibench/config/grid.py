@@ -77,9 +77,10 @@ class Grid(StrictModel):
     attacks: list[Entry] = Field(min_length=1)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     shadow: ShadowConfig = Field(default_factory=ShadowConfig)
-    protocol: Literal["paper", "pool"] = Field(
-        "paper", description="'paper': one target, shadows on the other half of the pool (REFERENCE §1); "
-        "'pool': a model pool where every model is the target in turn (REFERENCE §7).")
+    protocol: str = Field(
+        "paper", description="The evaluation design, by its registered name: 'paper' (one target, shadows on "
+        "the other half of the pool; REFERENCE §1) or 'pool' (a model pool where every model is the target in "
+        "turn; REFERENCE §7).")
     pool: PoolConfig = Field(default_factory=PoolConfig, description="The pool protocol's models and sample set.")
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mibench.config.errors import ConfigError, Path_, Problem, describe, pydantic_problems
-from mibench.config.grid import MAX_CELLS, MIN_POOL_MODELS, Grid, PluginEntry, _name_to_entry
+from mibench.config.grid import MAX_CELLS, Grid, PluginEntry, _name_to_entry
 from mibench.config.yamlfile import LineMap, load_yaml
 from mibench.config.plugin_config import PluginConfig
 from mibench.config.seeds import shadow_seed
@@ -35,6 +35,7 @@ class ResolvedGrid:
     source: str = "<grid>"
     plain_defense: PluginConfig | None = None  # shadow.plain, for attacks whose shadows train plainly
     warnings: list[str] = field(default_factory=list)
+    protocol: Any = None  # the grid's protocol strategy (mibench.engine.protocols.base.Protocol), from the registry
 
 
 def _param_problems(
@@ -150,7 +151,15 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
         except UnknownPlugin as exc:
             problems.append(Problem(("shadow", "plain"), f"must name a defense for plainly trained shadows: {exc}"))
 
+    protocol = None
     if grid is not None:
+        try:
+            strategy = registry.protocol(grid.protocol)
+        except UnknownPlugin as exc:
+            problems.append(Problem(("protocol",), str(exc)))
+        else:
+            problems.extend(strategy.check(grid, resolved["attacks"]))
+            protocol = strategy.from_grid(grid)
         problems.extend(_cross_checks(grid, resolved, shadow_defense))
     if problems or grid is None:
         located = [Problem(p.path, p.message, p.line or lines.line(p.path)) for p in problems]
@@ -162,14 +171,15 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
         if message:
             warnings.append(f"dataset {ds.label}: {message}")
     return ResolvedGrid(grid, resolved["datasets"], resolved["architectures"], resolved["defenses"],
-                        resolved["attacks"], shadow_defense, source, plain_defense=plain_defense, warnings=warnings)
+                        resolved["attacks"], shadow_defense, source, plain_defense=plain_defense, warnings=warnings,
+                        protocol=protocol)
 
 
 def _cross_checks(
     grid: Grid, resolved: dict[str, list[PluginConfig]], shadow_defense: PluginConfig | None = None
 ) -> list[Problem]:
     """Problems that involve more than one part of the grid."""
-    problems = _protocol_checks(grid, resolved["attacks"])
+    problems: list[Problem] = []
     black_box = [d.label for d in resolved["defenses"] if not d.info.cls.white_box]
     # White-box attacks query the shadows too (their thresholds are calibrated there).
     black_box_shadows = []
@@ -197,41 +207,6 @@ def _cross_checks(
 def needs_of(attack: PluginConfig) -> ShadowNeeds:
     """What an attack config needs of shadow models (its plugin's ``needs(params)``)."""
     return attack.info.cls.needs(attack.params)
-
-
-def _protocol_checks(grid: Grid, attacks: list[PluginConfig]) -> list[Problem]:
-    """What each attack needs of shadow or reference models, against the grid's protocol: one line per problem."""
-    problems = []
-    if grid.protocol == "pool":
-        if grid.pool.models < MIN_POOL_MODELS:
-            problems.append(Problem(("pool", "models"), f"must be >= {MIN_POOL_MODELS}: each target of the pool "
-                                    f"needs IN and OUT reference models among the other {grid.pool.models - 1}"))
-        # Balanced (as many IN as OUT), a target's references give each sample M // 2 - 1 of each.
-        per_side = grid.pool.models // 2 - 1
-        short = {}
-        for a in attacks:
-            if needs_of(a).count > per_side:
-                short.setdefault(a.position, (a, needs_of(a).count))
-        for position, (a, count) in sorted(short.items()):
-            problems.append(Problem(("attacks", position), f"attack {a.label!r} needs {count} IN and {count} OUT "
-                                    f"reference models per sample; pool.models {grid.pool.models} gives {per_side} of "
-                                    f"each (use at least {2 * count + 2} models)"))
-        return problems
-    online = {}
-    for a in attacks:
-        if needs_of(a).mode == "online":
-            online.setdefault(a.position, a)
-    for position, a in sorted(online.items()):
-        problems.append(Problem(("attacks", position), f"attack {a.label!r} needs online reference models (trained "
-                                "on half of the target's evaluation samples); 'protocol: paper' trains offline shadows "
-                                "only: use 'protocol: pool'"))
-    needed = {a.label: needs_of(a).count for a in attacks if needs_of(a).uses_shadows}
-    short = {label: n for label, n in needed.items() if grid.shadow.count < n}
-    if short:
-        names = ", ".join(f"{name} (at least {n})" if n > 1 else name for name, n in sorted(short.items()))
-        least = max(short.values())
-        problems.append(Problem(("shadow", "count"), f"must be >= {least}: attacks {names} use shadow models"))
-    return problems
 
 
 def _shadow_seed_checks(grid: Grid) -> list[Problem]:

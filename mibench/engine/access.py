@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mibench.engine.models import ModelRef, build_model
-from mibench.engine.pools import load_pool, protocol
+from mibench.engine.pools import load_pool, run_splits
 from mibench.engine.store import Store, stable_hash
 from mibench.registry.code import code_path_digest
 from mibench.sdk import Normaliser, Pool, as_index, predict_logits
@@ -38,7 +38,7 @@ class ModelAccess:
 
     def __init__(self, store: Store, ref: ModelRef, device: torch.device) -> None:
         run = ref.run
-        split = protocol(run.dataset, run.split_seed, run.layout).split_for(run.role)
+        split = run_splits(run).split(run.role)
         self.store = store
         self.ref = ref
         self.key = ref.key

@@ -16,7 +16,7 @@ import torch
 from mibench.config.seeds import derived_seed
 from mibench.engine.access import ModelAccess, TargetView, open_model
 from mibench.engine.models import ModelRef
-from mibench.engine.pools import protocol
+from mibench.engine.pools import run_splits
 from mibench.engine.records import AttackRecord
 from mibench.engine.store import Store
 from mibench.sdk.attack import AttackContext, AttackOutput
@@ -37,11 +37,9 @@ def run_attack_job(job: Any, store: Store, device: torch.device, opener: Opener 
     uses_shadows = job.attack.info.cls.needs(job.attack.params).uses_shadows
     shadows = [opener(store, ref, device) for ref in job.shadows] if uses_shadows else []
     eval_indices, membership = access.evaluation()
-    run = job.target.run
     ctx = AttackContext(pool=access.pool, target=target, shadows=shadows, device=device,
                         seed=derived_seed(job.seed, "attack", job.attack.name), eval_indices=eval_indices,
-                        population=protocol(run.dataset, run.split_seed, run.layout).population,
-                        pool_models=run.layout.models if run.layout is not None else 0)
+                        **run_splits(job.target.run).attack_view())
     torch.manual_seed(ctx.seed)
     output = job.attack.create().run(ctx)
     if not isinstance(output, AttackOutput):

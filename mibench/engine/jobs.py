@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
 from mibench.config.plugin_config import PluginConfig
@@ -25,8 +24,7 @@ from mibench.engine import attacking, training
 from mibench.engine.access import open_model, predictions_key
 from mibench.engine.attacking import Opener
 from mibench.engine.models import ModelRef, TrainingRun
-from mibench.engine.pools import load_pool, protocol
-from mibench.engine.protocol import PoolLayout
+from mibench.engine.pools import load_pool, splits
 from mibench.engine.records import AttackRecord, PredictRecord, Record, SplitsRecord, TrainRecord, load_record, \
     save_record
 from mibench.engine.store import Store, stable_hash
@@ -98,13 +96,11 @@ class SplitsJob(Job):
     kind: ClassVar[str] = "splits"
     dataset: PluginConfig
     split_seed: int
-    shadow_count: int
-    layout: PoolLayout | None = None
+    protocol: Any  # the grid's mibench.engine.protocols.base.Protocol
 
     def inputs(self) -> dict:
-        pool = {} if self.layout is None else {"pool": [self.layout.models, self.layout.dataset_fraction]}
-        return {"dataset": self.dataset.spec(), "split_seed": self.split_seed, "shadow_count": self.shadow_count,
-                **pool}
+        return {"dataset": self.dataset.spec(), "split_seed": self.split_seed, **self.protocol.identity(),
+                **self.protocol.splits_inputs()}
 
     @property
     def store_key(self) -> str:
@@ -120,19 +116,8 @@ class SplitsJob(Job):
         return store.has("splits", self.store_key, "npz")
 
     def compute(self, ctx: JobContext) -> SplitsRecord:
-        proto = protocol(self.dataset, self.split_seed, self.layout)
         pool_size = len(load_pool(self.dataset))
-        if proto.model_pool is not None:
-            arrays = {"pool_samples": proto.model_pool.samples, "population": proto.model_pool.population,
-                      "pool_inside": proto.model_pool.inside}
-        else:
-            arrays = {"target_members": proto.target.members, "target_nonmembers": proto.target.nonmembers,
-                      "shadow_half": proto.shadow_half}
-        for i in range(self.shadow_count):  # 0 under the pool protocol
-            split = proto.shadow(i)
-            arrays[f"shadow{i}_members"] = split.members
-            arrays[f"shadow{i}_nonmembers"] = split.nonmembers
-        ctx.store.save_arrays("splits", self.store_key, **arrays)
+        ctx.store.save_arrays("splits", self.store_key, **splits(self.dataset, self.split_seed, self.protocol).arrays())
         ctx.store.save_json("splits", self.store_key, {"dataset": self.dataset.spec(), "split_seed": self.split_seed,
                                                        "pool_size": pool_size})
         return SplitsRecord(pool_size)
@@ -265,21 +250,3 @@ class AttackJob(Job):
 
     def compute(self, ctx: JobContext) -> AttackRecord:
         return attacking.run_attack_job(self, ctx.store, ctx.device, ctx.opener)
-
-
-def pool_scores(store: Store, outputs: dict[str, dict[str, np.ndarray]]) -> tuple[str, dict[str, np.ndarray]]:
-    """The outputs of one attack against each model of a pool (by output key, in target order), concatenated.
-
-    Scores are pooled as they are (Carlini et al. pool the ROC over targets); ``target``
-    says which output (position in ``outputs``) each row came from. The pooled output is
-    written once, for the ROC curves, the report and the exposure list. Returns (key, arrays).
-    """
-    key = stable_hash(["pooled", *outputs])
-    parts = list(outputs.values())
-    arrays = {name: np.concatenate([p[name] for p in parts]) for name in ("scores", "membership", "labels", "indices")}
-    arrays["target"] = np.concatenate([np.full(len(p["scores"]), i) for i, p in enumerate(parts)])
-    if not (store.has("attacks", key, "npz") and store.has("attacks", key, "json")):
-        store.save_json("attacks", key, {"threshold_mode": "none", "info": {"pooled": list(outputs)},
-                                         "has_thresholds": False})
-        store.save_arrays("attacks", key, thresholds=np.asarray(np.nan), **arrays)
-    return key, arrays

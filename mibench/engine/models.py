@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from mibench.config.plugin_config import PluginConfig
-from mibench.engine.protocol import PoolLayout
 from mibench.engine.store import stable_hash
 from mibench.registry.code import code_path_digest
 from mibench.sdk import Pool, TrainingConfig, result_dump
@@ -44,17 +43,18 @@ class TrainingRun:
     defense: PluginConfig
     training: TrainingConfig
     split_seed: int
-    role: str
+    role: Any  # a mibench.engine.protocols.splits.Role
     seed: int
     release_values: tuple[Any, ...] = ()
-    layout: PoolLayout | None = None  # the pool protocol's layout; None: the paper's protocol
+    protocol: Any = None  # the grid's mibench.engine.protocols.base.Protocol: whose splits the run trains on
 
     def identity(self) -> dict[str, Any]:
-        pool = {} if self.layout is None else {"pool": [self.layout.models, self.layout.dataset_fraction]}
-        return pool | {
+        if self.protocol is None:
+            raise ValueError("a training run needs its protocol")
+        return self.protocol.identity() | {
             "dataset": self.dataset.spec(),
             "split_seed": self.split_seed,
-            "role": self.role,
+            "role": str(self.role),
             "architecture": self.architecture.spec(),
             "defense": self.defense.spec(),
             "training": result_dump(self.training),
@@ -97,5 +97,5 @@ class ModelRef:
         return self.run.model_key(self.release_value)
 
     @property
-    def role(self) -> str:
+    def role(self) -> Any:
         return self.run.role

@@ -1,19 +1,19 @@
 """Turning a resolved grid into a plan: a graph of jobs, grouped into cells.
 
-A *cell* is one (dataset, architecture, defense config, seed): one target model, its
-shadow models and one attack job per attack; its results are one row per attack.
-Jobs are shared between cells when they are the same job (a non-adaptive shadow
-pool serves every defense; early-stopping configs that differ only in the released
-epoch share one training run). :meth:`Plan.cell_jobs` lists a cell's jobs in the
-order the serial executor runs them, dependencies first.
+A *cell* is one (dataset, architecture, defense config, seed): its target models,
+their reference models and the attack jobs on them; its results are one row per
+attack. Which models a cell trains and which attack runs on which target with which
+references is the grid's protocol's to say (:meth:`Protocol.cell
+<mibench.engine.protocols.base.Protocol.cell>`); this module walks the grid, keeps
+every training run once (:class:`RunBook`) and makes the jobs. Jobs are shared
+between cells when they are the same job (a non-adaptive shadow pool serves every
+defense; early-stopping configs that differ only in the released epoch share one
+training run). :meth:`Plan.cell_jobs` lists a cell's jobs in the order the serial
+executor runs them, dependencies first.
 
-What an attack needs of shadow models comes only from its ``needs(params)``
+What an attack needs of reference models comes only from its ``needs(params)``
 declaration: whether it uses any, and how they train (the grid's choice, always
 like the target, or always plainly).
-
-Under ``protocol: pool`` a cell is a pool of M models trained with the cell's
-defense, and each attack runs M times: against each model as the target, with the
-other M - 1 as its reference models (its shadows). The cell's rows aggregate them.
 """
 
 from __future__ import annotations
@@ -24,9 +24,20 @@ from typing import Any
 from mibench.config.plugin_config import PluginConfig
 from mibench.config.resolve import ResolvedGrid, needs_of
 from mibench.engine.jobs import AttackJob, Job, PredictJob, SplitsJob, TrainJob
-from mibench.config.seeds import derived_seed, shadow_seed
 from mibench.engine.models import ModelRef, TrainingRun
-from mibench.engine.protocol import PoolLayout
+from mibench.sdk import TrainingConfig
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One cell of the grid before its models exist: what it trains, with which seeds."""
+
+    dataset: PluginConfig
+    architecture: PluginConfig
+    defense: PluginConfig
+    seed: int
+    training: TrainingConfig
+    split_seed: int
 
 
 @dataclass
@@ -35,7 +46,7 @@ class Cell:
     architecture: PluginConfig
     defense: PluginConfig
     seed: int
-    targets: list[ModelRef]  # the target; under the pool protocol, the pool's models, each the target once
+    targets: list[ModelRef]  # the models the cell's attacks target (one, or a pool's every model)
     attacks: list[AttackJob] = field(default_factory=list)
 
     @property
@@ -47,7 +58,7 @@ class Cell:
         return f"{self.dataset.label} / {self.architecture.label} / {self.defense.label} / seed {self.seed}"
 
     def attack_groups(self) -> list[list[AttackJob]]:
-        """The cell's attack jobs per attack config (one job each under the paper's protocol, M under the pool's)."""
+        """The cell's attack jobs per attack config (one per target)."""
         groups: dict[PluginConfig, list[AttackJob]] = {}
         for job in self.attacks:
             groups.setdefault(job.attack, []).append(job)
@@ -55,7 +66,7 @@ class Cell:
 
     @property
     def shadows(self) -> list[ModelRef]:
-        """Every shadow model of the cell's attacks, each once, in order."""
+        """Every reference model of the cell's attacks, each once, in order."""
         seen: dict[str, ModelRef] = {}
         for attack in self.attacks:
             for ref in attack.shadows:
@@ -80,11 +91,10 @@ class Plan:
         return [a for c in self.cells for a in c.attacks]
 
     def model_count(self) -> tuple[int, int]:
-        """(targets, shadows) models to train, counting each released model once (pool models are targets)."""
+        """(targets, references) models to train, each released model once (a pool's models are targets)."""
         runs = self.train_jobs.values()
-        targets = sum(len(r.model_keys()) for r in runs if not r.role.startswith("shadow-"))
-        shadows = sum(len(r.model_keys()) for r in runs if r.role.startswith("shadow-"))
-        return targets, shadows
+        shadows = sum(len(r.model_keys()) for r in runs if r.role.reference)
+        return sum(len(r.model_keys()) for r in runs) - shadows, shadows
 
     def cell_jobs(self, cell: Cell) -> list[Job]:
         """The jobs a cell needs, dependencies first: splits, target, each shadow, predictions, attacks."""
@@ -127,7 +137,7 @@ def predict_key(ref: ModelRef) -> str:
     return "predict:" + ref.key
 
 
-def _training_identity(defense: PluginConfig) -> tuple[PluginConfig, Any]:
+def training_identity(defense: PluginConfig) -> tuple[PluginConfig, Any]:
     """(config that identifies the training run, released value) of a defense config."""
     param = defense.info.cls.release_param
     if param is None:
@@ -136,7 +146,7 @@ def _training_identity(defense: PluginConfig) -> tuple[PluginConfig, Any]:
     return defense.with_params(**{param: default}), getattr(defense.params, param)
 
 
-def _shadow_defense(resolved: ResolvedGrid, attack: PluginConfig, target_defense: PluginConfig) -> PluginConfig:
+def shadow_defense(resolved: ResolvedGrid, attack: PluginConfig, target_defense: PluginConfig) -> PluginConfig:
     """The defense config the shadows of ``attack`` train with, for a target trained with ``target_defense``."""
     training = needs_of(attack).training
     if training == "like-target":
@@ -146,12 +156,7 @@ def _shadow_defense(resolved: ResolvedGrid, attack: PluginConfig, target_defense
     return resolved.shadow_defense or target_defense
 
 
-def pool_seed(target_seed: int, m: int) -> int:
-    """The training seed of pool model ``m`` in the pool of grid seed ``target_seed``."""
-    return derived_seed(target_seed, "pool", m)
-
-
-class _RunBook:
+class RunBook:
     """A plan's training runs, each once, with every checkpoint value asked of it, and their jobs."""
 
     def __init__(self) -> None:
@@ -183,77 +188,30 @@ class _RunBook:
         return jobs
 
 
-def _attack_job(attack: PluginConfig, target: ModelRef, shadows: tuple[ModelRef, ...], seed: int) -> AttackJob:
-    return AttackJob(attack, target, shadows, seed, tuple(predict_key(r) for r in (*shadows, target)))
-
-
 def build_plan(resolved: ResolvedGrid) -> Plan:
-    if resolved.grid.protocol == "pool":
-        return build_pool_plan(resolved)
-    grid = resolved.grid
-    book = _RunBook()
-    split_jobs = {d: SplitsJob(d, grid.split_seed, grid.shadow.count) for d in resolved.datasets}
-    shadow_count = grid.shadow.count if any(needs_of(a).uses_shadows for a in resolved.attacks) else 0
-    cells: list[tuple[Cell, dict[PluginConfig, list[ModelRef]]]] = []
+    """Every cell of the grid, its models and attack jobs as the grid's protocol lays them out."""
+    grid, protocol = resolved.grid, resolved.protocol
+    book = RunBook()
+    split_jobs = {d: SplitsJob(d, grid.split_seed, protocol) for d in resolved.datasets}
+    pending = []
     for dataset in resolved.datasets:
         for architecture in resolved.architectures:
             training = grid.training.for_architecture(architecture.name)
             for defense in resolved.defenses:
                 for seed in grid.seeds:
-                    identity, value = _training_identity(defense)
-                    target = book.add(TrainingRun(dataset, architecture, identity, training, grid.split_seed,
-                                                  "target", seed), value)
-                    shadows_of: dict[PluginConfig, list[ModelRef]] = {}
-                    for attack in resolved.attacks:
-                        if not needs_of(attack).uses_shadows:
-                            shadows_of[attack] = []
-                            continue
-                        s_identity, s_value = _training_identity(_shadow_defense(resolved, attack, defense))
-                        shadows_of[attack] = [
-                            book.add(TrainingRun(dataset, architecture, s_identity, training, grid.split_seed,
-                                                 f"shadow-{i}", shadow_seed(seed, i)), s_value)
-                            for i in range(shadow_count)
-                        ]
-                    cells.append((Cell(dataset, architecture, defense, seed, [target]), shadows_of))
+                    spec = CellSpec(dataset, architecture, defense, seed, training, grid.split_seed)
+                    targets, assignments = protocol.cell(book, spec, resolved)
+                    pending.append((Cell(dataset, architecture, defense, seed, targets), assignments))
     book.close()
     jobs: dict[str, Job] = {j.key: j for j in split_jobs.values()}
     jobs.update(book.jobs({d: j.key for d, j in split_jobs.items()}))
-    for cell, shadows_of in cells:
-        cell.targets = [book.final(cell.target)]
-        for attack in resolved.attacks:
-            job = _attack_job(attack, cell.target, tuple(book.final(r) for r in shadows_of[attack]), cell.seed)
+    for cell, assignments in pending:
+        cell.targets = [book.final(t) for t in cell.targets]
+        for a in assignments:
+            references = tuple(book.final(r) for r in a.references)
+            target = book.final(a.target)
+            job = AttackJob(a.attack, target, references, cell.seed,
+                            tuple(predict_key(r) for r in (*references, target)))
             jobs[job.key] = job
             cell.attacks.append(job)
-    return Plan(jobs, [cell for cell, _ in cells])
-
-
-def build_pool_plan(resolved: ResolvedGrid) -> Plan:
-    """The pool protocol's plan: per (dataset, architecture, defense config, seed), M models and M attack jobs per attack."""
-    grid = resolved.grid
-    layout = PoolLayout(grid.pool.models, grid.pool.dataset_fraction)
-    book = _RunBook()
-    split_jobs = {d: SplitsJob(d, grid.split_seed, 0, layout) for d in resolved.datasets}
-    cells: list[Cell] = []
-    for dataset in resolved.datasets:
-        for architecture in resolved.architectures:
-            training = grid.training.for_architecture(architecture.name)
-            for defense in resolved.defenses:
-                identity, value = _training_identity(defense)
-                for seed in grid.seeds:
-                    models = [book.add(TrainingRun(dataset, architecture, identity, training, grid.split_seed,
-                                                   f"pool-{m}", pool_seed(seed, m), layout=layout), value)
-                              for m in range(layout.models)]
-                    cells.append(Cell(dataset, architecture, defense, seed, models))
-    book.close()
-    jobs: dict[str, Job] = {j.key: j for j in split_jobs.values()}
-    jobs.update(book.jobs({d: j.key for d, j in split_jobs.items()}))
-    for cell in cells:
-        cell.targets = [book.final(r) for r in cell.targets]
-        for attack in resolved.attacks:
-            uses = needs_of(attack).uses_shadows
-            for m, target in enumerate(cell.targets):
-                references = tuple(r for i, r in enumerate(cell.targets) if i != m) if uses else ()
-                job = _attack_job(attack, target, references, cell.seed)
-                jobs[job.key] = job
-                cell.attacks.append(job)
-    return Plan(jobs, cells)
+    return Plan(jobs, [cell for cell, _ in pending])

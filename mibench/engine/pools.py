@@ -1,13 +1,13 @@
-"""Loading a dataset's pool (subsampled when asked) and its splits, once per process."""
+"""Loading a dataset's pool (subsampled when asked) and its protocol's splits, once per process."""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import torch
 
 from mibench.config.plugin_config import PluginConfig
-from mibench.engine.protocol import PoolLayout, Protocol
 from mibench.sdk import Pool, stratified_subsample
 
 
@@ -25,6 +25,11 @@ def load_pool(dataset: PluginConfig) -> Pool:
 
 
 @lru_cache(maxsize=16)
-def protocol(dataset: PluginConfig, split_seed: int, layout: PoolLayout | None = None) -> Protocol:
-    """The splits of ``dataset``'s pool: the paper's protocol, or the pool protocol with ``layout``."""
-    return Protocol.build(len(load_pool(dataset)), split_seed, layout)
+def splits(dataset: PluginConfig, split_seed: int, protocol: Any) -> Any:
+    """The splits (a :class:`~mibench.engine.protocols.splits.Splits`) of ``dataset``'s pool under ``protocol``."""
+    return protocol.build_splits(len(load_pool(dataset)), split_seed)
+
+
+def run_splits(run: Any) -> Any:
+    """The splits a :class:`~mibench.engine.models.TrainingRun` trains on."""
+    return splits(run.dataset, run.split_seed, run.protocol)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mibench.engine.models import TrainingRun, build_model
-from mibench.engine.pools import load_pool, protocol
+from mibench.engine.pools import load_pool, run_splits
 from mibench.engine.records import TrainRecord
 from mibench.engine.store import Store
 from mibench.sdk.defense import TrainedModel, TrainingContext
@@ -33,7 +33,7 @@ def run_train_job(job: TrainingRun, store: Store, device: torch.device) -> Train
     if all(model_stored(store, k) for k in keys):
         return TrainRecord(keys)
     pool = load_pool(job.dataset)
-    split = protocol(job.dataset, job.split_seed, job.layout).split_for(job.role)
+    split = run_splits(job).split(job.role)
     torch.manual_seed(job.seed)
     trainer = Trainer(job.training, pool, device, job.seed, desc=job.label())
     context = TrainingContext(
@@ -43,7 +43,7 @@ def run_train_job(job: TrainingRun, store: Store, device: torch.device) -> Train
         trainer=trainer,
         seed=job.seed,
         device=device,
-        role=job.role,
+        role=str(job.role),
         release_values=job.release_values,
     )
     started = time.time()

@@ -5,7 +5,8 @@ dependency failed is not run but fails with the dependency's message, and so do 
 own dependents. Among ready jobs, those that turn finished models into results
 (predictions, attacks) go first, so a cell's rows appear as soon as its models are
 ready; then the most expensive training runs, so the longest jobs do not start last
-(the cost is the FLOP estimate ``mibench validate`` prints).
+(the cost is :func:`~mibench.engine.estimate.job_cost`, the FLOP estimate
+``mibench validate`` prints).
 """
 
 from __future__ import annotations
@@ -14,27 +15,12 @@ import heapq
 import itertools
 from typing import Iterable
 
-from mibench.config.shapes import data_shape, forward_flops
+from mibench.engine.estimate import job_cost
 from mibench.engine.jobs import Job, TrainJob
 from mibench.engine.plan import Plan
 from mibench.execution.executor import JobResult
 
 KIND_RANK = {"splits": 0, "attack": 1, "predict": 2, "train": 3}
-
-
-def job_cost(job: Job) -> float:
-    """Estimated FLOPs of a job (training: 3 x forward x samples x epochs x the defense's cost); 1 for others."""
-    if not isinstance(job, TrainJob):
-        return 1.0
-    run = job.training_run
-    try:
-        shape = data_shape(run.dataset)
-        if shape is None:
-            return 1.0
-        flops, _ = forward_flops(run.architecture, shape.input_shape, shape.num_classes)
-    except Exception:  # noqa: BLE001 - an estimate only; validation reports real problems
-        return 1.0
-    return 3.0 * flops * (shape.pool_size // 4) * run.training.epochs * run.defense.info.cls.training_cost
 
 
 class Scheduler:

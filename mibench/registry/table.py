@@ -7,6 +7,7 @@ package, not a wrong result later.
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ KINDS: dict[str, type[Plugin]] = {
 }
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+# The module whose ``BUILTIN`` maps each built-in protocol's name to "module:class"; read
+# by name like the built-in plugin modules, since the protocols live above this layer.
+PROTOCOLS_MODULE = "mibench.engine.protocols"
 
 
 class PluginError(Exception):
@@ -79,6 +84,38 @@ class Registry:
 
     def __init__(self) -> None:
         self._plugins: dict[str, dict[str, PluginInfo]] = {kind: {} for kind in KINDS}
+        self._protocols: dict[str, type | str] = dict(importlib.import_module(PROTOCOLS_MODULE).BUILTIN)
+
+    # -------------------------------------------------------------- protocols
+
+    def add_protocol(self, cls: type) -> type:
+        """Register a protocol strategy (a subclass of ``mibench.engine.protocols.base.Protocol``) by its ``name``."""
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise PluginError(f"protocol {cls!r} needs a name of lowercase letters, digits, '-', '_' or '.'")
+        existing = self._protocols.get(name)
+        if existing is not None and existing is not cls:
+            raise PluginError(f"protocol {name!r} is registered twice")
+        self._protocols[name] = cls
+        return cls
+
+    def remove_protocol(self, name: str) -> None:
+        self._protocols.pop(name, None)
+
+    def protocol(self, name: str) -> type:
+        """The protocol strategy class named ``name`` (a grid's ``protocol:``)."""
+        found = self._protocols.get(name)
+        if found is None:
+            raise UnknownPlugin("protocol", name, self.protocol_names())
+        if isinstance(found, str):
+            module, _, attr = found.partition(":")
+            found = self._protocols[name] = getattr(importlib.import_module(module), attr)
+        return found
+
+    def protocol_names(self) -> list[str]:
+        return sorted(self._protocols)
+
+    # ---------------------------------------------------------------- plugins
 
     def add(self, kind: str, cls: type) -> PluginInfo:
         base = KINDS[kind]

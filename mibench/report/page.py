@@ -288,7 +288,7 @@ def _histogram_section(merged: pd.DataFrame, run_dirs: list[Path], limit: int) -
 
 def _pool_section(merged: pd.DataFrame) -> str:
     """Pool-protocol rows: the pooled ROC's figures beside the mean and spread over the pool's targets."""
-    ok = merged[(merged["status"] == "ok") & (merged["protocol"] == "pool")]
+    ok = merged[(merged["status"] == "ok") & (merged["targets"] > 1)]
     if ok.empty:
         return ""
 
@@ -301,7 +301,7 @@ def _pool_section(merged: pd.DataFrame) -> str:
         "TPR@0.1% per target": [over_targets(r, "tpr_at_0_1pct_fpr", 4) for _, r in ok.iterrows()],
         "TPR@0.01% pooled": [with_interval(r, "tpr_at_0_01pct_fpr", 4) for _, r in ok.iterrows()],
     })
-    note = ('<p class="note">protocol: pool. Each row pools the ROC of every model of the pool as the target '
+    note = ('<p class="note">Each row pools the ROC of every model of a model pool as the target '
             "(its 95% intervals treat the pooled evaluations as independent, which they are not: every sample "
             "is evaluated by every target); the mean ± standard deviation over targets is the honest spread.</p>")
     return '<h2>Model pool: pooled and per target</h2>' + note + '<div class="wide">' + _table(frame) + "</div>"

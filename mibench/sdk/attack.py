@@ -92,6 +92,26 @@ class ShadowNeeds:
 NO_SHADOWS = ShadowNeeds(count=0)
 
 
+@dataclass(frozen=True)
+class ReferenceRules:
+    """How the protocol lets an attack use each sample's reference models (set by the engine).
+
+    ``per_side`` None: every reference as it is. An integer n: the same number, n IN and n
+    OUT, for every sample (:meth:`~mibench.sdk.reference_attack.Table.balanced`): under a
+    design where every sample is IN for a fixed number of models (the pool protocol), the
+    raw count of a sample's IN references would tell the target's membership.
+    """
+
+    per_side: int | None = None
+
+    def apply(self, table: Any, held_out: int = 0, seed: int = 0) -> Any:
+        """``table`` as attacks may see it; ``held_out``: references per side the table lacks (a
+        reference model playing the target in calibration leaves its side one short)."""
+        if self.per_side is None:
+            return table
+        return table.balanced(self.per_side - held_out, seed)
+
+
 @dataclass
 class AttackOutput:
     """An attack's answer for the target's evaluation samples.
@@ -127,8 +147,9 @@ class AttackContext:
     about half of the evaluation samples (online), none on the population, and
     ``pool_models`` is M. Every sample is IN for exactly M // 2 models, so the number
     of a sample's IN references gives the target's membership away: an attack must
-    use the same number of references per sample whatever the target's membership
-    (:meth:`~mibench.sdk.reference_attack.Table.balanced` does it).
+    use the same number of references per sample whatever the target's membership;
+    ``references`` (set by the protocol) says how many, and
+    :class:`~mibench.sdk.reference_attack.ReferenceAttack` applies it.
     """
 
     pool: Pool
@@ -139,6 +160,7 @@ class AttackContext:
     eval_indices: np.ndarray
     population: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pool_models: int = 0  # protocol: pool: M, the target and its M - 1 references; 0 under the paper's protocol
+    references: ReferenceRules = field(default_factory=ReferenceRules)
 
 
 class Attack(Plugin):

@@ -16,9 +16,10 @@ references gets a NaN score there and is left out. One global threshold maximisi
 balanced accuracy over the pooled scores is kept; with a single shadow (nobody left
 to be a reference) there is none.
 
-Under the pool protocol the base hands :meth:`ReferenceAttack.score` tables with the
-same number of IN and OUT references for every sample (:meth:`Table.balanced`): the raw
-counts would tell the target's membership.
+The protocol's :class:`~mibench.sdk.ReferenceRules` (``ctx.references``) say how the
+tables may be used: under the pool protocol the base hands :meth:`ReferenceAttack.score`
+tables with the same number of IN and OUT references for every sample
+(:meth:`Table.balanced`), since the raw counts would tell the target's membership.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from mibench.sdk.attack import Attack, AttackContext, AttackOutput, ModelView, ShadowView
+from mibench.sdk.attack import Attack, AttackContext, AttackOutput, ModelView, ReferenceRules, ShadowView
 from mibench.sdk.thresholds import best_threshold
 
 @dataclass(frozen=True)
@@ -143,11 +144,9 @@ class ReferenceAttack(Attack):
             np.stack([_is_out(s, evals) for s in shadows]),
             np.stack([np.isin(evals, s.members) for s in shadows]),
         )
-        # Pool protocol: as many references per side for every sample, whatever the target's
-        # membership (floor(M/2) - 1; one fewer in calibration, where a shadow is the target).
-        per_side = ctx.pool_models // 2 - 1
-        if ctx.pool_models:
-            x = x.balanced(per_side)
+        # As the protocol says (the pool's: as many references per side for every sample,
+        # whatever the target's membership; one fewer in calibration, where a shadow is the target).
+        x = ctx.references.apply(x)
         # Every shadow on its own samples (the leave-one-out calibration) and on the
         # population (the references of the population samples z). Under the paper's
         # protocol both are the shadow half; under the pool protocol, the evaluation
@@ -166,7 +165,7 @@ class ReferenceAttack(Attack):
         scores = self.score(x, z)
         if not np.isfinite(scores).all():
             raise ValueError(f"attack {self.name!r} could not score {int((~np.isfinite(scores)).sum())} target samples")
-        threshold, n_cal = self._calibrate(stats, is_in, is_out, z_pos, per_side - 1 if ctx.pool_models else None)
+        threshold, n_cal = self._calibrate(stats, is_in, is_out, z_pos, ctx.references)
         info = {"calibration_samples": n_cal, "population_samples": len(z_pos)}
         if threshold is None:
             return AttackOutput(scores, info=info)
@@ -186,11 +185,11 @@ class ReferenceAttack(Attack):
 
     def _calibrate(
         self, stats: np.ndarray, is_in: np.ndarray, is_out: np.ndarray, z_pos: np.ndarray,
-        per_side: int | None = None,
+        references: ReferenceRules = ReferenceRules(),
     ) -> tuple[float | None, int]:
         """Leave-one-out over the shadows: (global threshold or None, samples it was fitted on).
 
-        ``per_side``: pool protocol, the references per side each table is balanced to.
+        ``references``: the protocol's rules, applied with one reference per side held out.
 
         A sample a shadow neither trained on nor held out (a defense's carve-out) is
         not one of its calibration samples.
@@ -208,8 +207,7 @@ class ReferenceAttack(Attack):
             inside = is_in[others]
             xj = Table(stats[j], refs, out, inside)
             zt = Table(stats[j, zj], refs[:, zj], out[:, zj], inside[:, zj])
-            if per_side is not None:
-                xj, zt = xj.balanced(per_side), zt.balanced(per_side)
+            xj, zt = references.apply(xj, held_out=1), references.apply(zt, held_out=1)
             s = self.score(xj, zt)
             keep = np.isfinite(s) & (is_in[j] | is_out[j])
             scores.append(s[keep])

@@ -1,0 +1,168 @@
+"""``protocol: pool`` (REFERENCE §7, Carlini et al. 2022): M models per cell, each the target once.
+
+Each attack runs M times, against each model with the other M - 1 as its references;
+the cell's row pools the M ROC curves (Carlini et al.) and reports the spread over
+targets, and every per-target row goes to ``per_target.csv``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from mibench.config.errors import Problem
+from mibench.config.grid import MIN_POOL_MODELS
+from mibench.config.plugin_config import PluginConfig
+from mibench.config.resolve import needs_of
+from mibench.config.seeds import derived_seed
+from mibench.engine.metrics import attack_metrics
+from mibench.engine.models import ModelRef, TrainingRun
+from mibench.engine.plan import CellSpec, RunBook, training_identity
+from mibench.engine.protocols.base import Assignment, Protocol
+from mibench.engine.protocols.splits import PoolSplits, Role
+from mibench.engine.store import Store, stable_hash
+from mibench.sdk import ShadowNeeds
+
+SPREAD = ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr")
+
+
+def pool_seed(target_seed: int, m: int) -> int:
+    """The training seed of pool model ``m`` in the pool of grid seed ``target_seed``."""
+    return derived_seed(target_seed, "pool", m)
+
+
+@dataclass(frozen=True)
+class PoolProtocol(Protocol):
+    """``models`` models on a random half each of ``dataset_fraction`` of the pool."""
+
+    name: ClassVar[str] = "pool"
+    splits_type: ClassVar[type[PoolSplits]] = PoolSplits
+    models: int = 16
+    dataset_fraction: float = 0.5
+
+    @classmethod
+    def from_grid(cls, grid) -> "PoolProtocol":
+        return cls(grid.pool.models, grid.pool.dataset_fraction)
+
+    @classmethod
+    def check(cls, grid, attacks: Sequence[PluginConfig]) -> list[Problem]:
+        problems = []
+        models = grid.pool.models
+        if models < MIN_POOL_MODELS:
+            problems.append(Problem(("pool", "models"), f"must be >= {MIN_POOL_MODELS}: each target of the pool "
+                                    f"needs IN and OUT reference models among the other {models - 1}"))
+        # Balanced (as many IN as OUT), a target's references give each sample M // 2 - 1 of each.
+        per_side = models // 2 - 1
+        short = {}
+        for a in attacks:
+            if needs_of(a).count > per_side:
+                short.setdefault(a.position, (a, needs_of(a).count))
+        for position, (a, count) in sorted(short.items()):
+            problems.append(Problem(("attacks", position), f"attack {a.label!r} needs {count} IN and {count} OUT "
+                                    f"reference models per sample; pool.models {models} gives {per_side} of "
+                                    f"each (use at least {2 * count + 2} models)"))
+        return problems
+
+    def describe(self, grid) -> str:
+        return (f"pool: {self.models} models per defense config and seed, each on half of "
+                f"{self.dataset_fraction:.0%} of the pool; each the target once, the others its references")
+
+    def attack_need(self, need: ShadowNeeds) -> str:
+        if not need.uses_shadows:
+            return "the target alone"
+        side = f"{need.count} IN and {need.count} OUT" if need.mode == "online" else f"{need.count} OUT"
+        return f"the pool's other models as references (at least {side} per sample)"
+
+    def identity(self) -> dict[str, Any]:
+        return super().identity() | {"pool": [self.models, self.dataset_fraction]}
+
+    def build_splits(self, pool_size: int, split_seed: int) -> PoolSplits:
+        return PoolSplits.build(pool_size, split_seed, self.models, self.dataset_fraction)
+
+    def training_samples(self, pool_size: int) -> int:
+        return int(pool_size * self.dataset_fraction) // 2
+
+    def cell(self, book: RunBook, spec: CellSpec, resolved) -> tuple[list[ModelRef], list[Assignment]]:
+        identity, value = training_identity(spec.defense)
+        models = [book.add(TrainingRun(spec.dataset, spec.architecture, identity, spec.training, spec.split_seed,
+                                       Role("pool", m), pool_seed(spec.seed, m), protocol=self), value)
+                  for m in range(self.models)]
+        assignments = []
+        for attack in resolved.attacks:
+            uses = needs_of(attack).uses_shadows
+            for m, target in enumerate(models):
+                references = tuple(r for i, r in enumerate(models) if i != m) if uses else ()
+                assignments.append(Assignment(attack, target, references))
+        return models, assignments
+
+    # ---------------------------------------------------------------------- rows
+
+    def row_config(self, grid) -> dict[str, Any]:
+        return {"pool": grid.pool.model_dump()}
+
+    def rows(self, cell, builder) -> tuple[list[Any], list[Any]]:
+        rows, per_target = [], []
+        for group in cell.attack_groups():
+            targets = [builder.attack_row(cell, job, report=False) for job in group]
+            per_target.extend(targets)
+            rows.append(self._pooled_row(cell, group, targets, builder))
+        return rows, per_target
+
+    def _pooled_row(self, cell, group, per_target, builder) -> Any:
+        """One attack against every model of the pool: the pooled ROC's metrics, the spread over targets.
+
+        Each per-target row goes to per_target.csv; the pooled scores are stored as an
+        attack output of their own (its key in ``attack_output``), so ROC curves and the
+        exposure list read them like any other.
+        """
+        failed = [r for r in per_target if r.status == "failed"]
+        if failed:
+            error = f"{len(failed)} of {len(group)} targets failed; first: {failed[0].error}"
+            return builder.row(cell, group[0], error=error, targets=len(group))
+        key, pooled = pool_scores(builder.store, {job.output_key: builder.scores(job.output_key) for job in group})
+        metrics = attack_metrics(pooled["membership"], pooled["scores"], pooled["labels"], None,
+                                 pooled["indices"]).as_row()
+        metrics["balanced_acc"] = float(np.mean([r.balanced_acc for r in per_target]))
+        bad = builder.non_finite(metrics)
+        if bad:
+            return builder.row(cell, group[0], error=group[0].failure("AssertionError: non-finite metrics " + bad))
+        spread = {}
+        for column in SPREAD:
+            values = np.array([getattr(r, column) for r in per_target])
+            spread[f"{column}_target_mean"] = float(values.mean())
+            spread[f"{column}_target_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        return builder.row(
+            cell, group[0],
+            threshold_mode=per_target[0].threshold_mode,
+            train_acc=float(np.mean([r.train_acc for r in per_target])),
+            test_acc=float(np.mean([r.test_acc for r in per_target])),
+            **metrics,
+            **spread,
+            targets=len(group),
+            n_members=int(pooled["membership"].sum()),
+            n_nonmembers=int((~pooled["membership"].astype(bool)).sum()),
+            defense_info=per_target[0].defense_info,
+            attack_output=key,
+            target_model="pool:" + stable_hash([job.target.key for job in group]),
+        )
+
+
+def pool_scores(store: Store, outputs: dict[str, dict[str, np.ndarray]]) -> tuple[str, dict[str, np.ndarray]]:
+    """The outputs of one attack against each model of a pool (by output key, in target order), concatenated.
+
+    Scores are pooled as they are (Carlini et al. pool the ROC over targets); ``target``
+    says which output (position in ``outputs``) each row came from. The pooled output is
+    written once, for the ROC curves, the report and the exposure list. Returns (key, arrays).
+    """
+    key = stable_hash(["pooled", *outputs])
+    parts = list(outputs.values())
+    arrays = {name: np.concatenate([p[name] for p in parts]) for name in ("scores", "membership", "labels", "indices")}
+    arrays["target"] = np.concatenate([np.full(len(p["scores"]), i) for i, p in enumerate(parts)])
+    if not (store.has("attacks", key, "npz") and store.has("attacks", key, "json")):
+        store.save_json("attacks", key, {"threshold_mode": "none", "info": {"pooled": list(outputs)},
+                                         "has_thresholds": False})
+        store.save_arrays("attacks", key, thresholds=np.asarray(np.nan), **arrays)
+    return key, arrays
