@@ -27,7 +27,8 @@ from mibench.engine.jobs import ATTACK_PATH, Job, TrainJob
 from mibench.engine.layout import RunLayout
 from mibench.engine.models import TRAINING_PATH
 from mibench.engine.plan import Plan, build_plan
-from mibench.execution.executor import Executor, JobResult, SerialExecutor
+from mibench.execution.dispatch import SerialExecutor
+from mibench.execution.executor import Executor, JobResult
 from mibench.execution.factory import ExecutionPlan, make_executor, resolve_execution
 from mibench.registry.code import code_path_digest
 from mibench.registry.table import Registry
@@ -74,7 +75,7 @@ class Runner:
             executor = make_executor(self.execution_plan, execution, log, self._on_start)
         else:
             self.execution_plan = ExecutionPlan("serial", 1, torch.get_num_threads(), (str(self.device),), 1)
-        self.executor = executor or SerialExecutor(on_start=lambda job: self._on_start(job, "serial"))
+        self.executor = executor or SerialExecutor(on_start=self._on_start, log=log)
         self._summary = RunSummary(self.output_dir, [])
 
     # ------------------------------------------------------------------ provenance
@@ -119,10 +120,11 @@ class Runner:
     # ------------------------------------------------------------------------ jobs
 
     def _on_start(self, job: Job, worker: str) -> None:
+        where = "" if worker.endswith(":serial") else f" [{worker}]"
         if isinstance(job, TrainJob):  # a finished one is read from the store, never started
-            self.log(f"train  {job.label()}" + (f" [{worker}]" if worker != "serial" else ""))
+            self.log(f"train  {job.label()}{where}")
         elif job.kind == "attack":
-            self.log(f"attack {job.label()}" + (f" [{worker}]" if worker != "serial" else ""))
+            self.log(f"attack {job.label()}{where}")
 
     def _record(self, result: JobResult) -> None:
         try:

@@ -10,15 +10,12 @@ import mibench.engine.attacking
 import mibench.engine.training
 from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
-from mibench.runner import Runner
 from mibench_plugins.attacks.rmia import RMIAAttack
-from tests.conftest import DIGITS_GRID
+from tests.grids import digits_grid, run_grid
 
 ALL_ATTACKS = ["loss", "entropy", "m-entropy", "nn", "gradx-l2", "gradw-l2", "lira", "rmia"]
-GRID = (DIGITS_GRID.replace("attacks: [loss, entropy, m-entropy]",
-                            "attacks: [loss, entropy, m-entropy, {name: nn, params: {epochs: 10}}, "
-                            "gradx-l2, gradw-l2, lira, rmia]")
-        .replace("shadow: {count: 2}", "shadow: {count: 3}"))
+GRID = digits_grid(attacks="[loss, entropy, m-entropy, {name: nn, params: {epochs: 10}}, gradx-l2, gradw-l2, lira, rmia]",
+                   shadow=3)
 
 
 @pytest.fixture
@@ -51,7 +48,7 @@ def seen_populations(monkeypatch):
 
 
 def run(write_grid, registry, out, text):
-    return Runner(load_grid(write_grid(text), registry), registry, out, log=lambda _: None).run()
+    return run_grid(write_grid, registry, out, text).summary
 
 
 def test_every_attack_end_to_end(write_grid, registry, tmp_path, counted_training, seen_populations):
@@ -89,7 +86,7 @@ def test_one_ce_shadow_pool_serves_every_defense(write_grid, registry, tmp_path,
     assert set(calls.values()) == {1}
 
 
-BLACK_BOX = DIGITS_GRID.replace("defenses: [ce]", "defenses: [blackbox-ce]")
+BLACK_BOX = digits_grid(defenses="[blackbox-ce]")
 
 
 def test_white_box_attacks_on_a_black_box_model_fail_validation(write_grid, registry):
@@ -105,8 +102,7 @@ def test_white_box_attacks_on_a_black_box_model_fail_validation(write_grid, regi
 
 def test_white_box_attacks_with_black_box_shadows_fail_validation(write_grid, registry):
     # The target is white box, but the shadows, where thresholds are calibrated, are not.
-    text = (DIGITS_GRID.replace("attacks: [loss, entropy, m-entropy]", "attacks: [loss, gradw-l2]")
-            .replace("shadow: {count: 2}", "shadow: {count: 2, training: blackbox-ce}"))
+    text = digits_grid(attacks="[loss, gradw-l2]", shadow_training="blackbox-ce")
     with pytest.raises(ConfigError) as err:
         load_grid(write_grid(text), registry)
     assert [p.format("grid.yaml") for p in err.value.problems] == [
@@ -115,16 +111,14 @@ def test_white_box_attacks_with_black_box_shadows_fail_validation(write_grid, re
 
 
 def test_black_box_attacks_run_on_a_black_box_model(write_grid, registry, tmp_path):
-    text = BLACK_BOX.replace("attacks: [loss, entropy, m-entropy]",
-                             "attacks: [{name: nn, params: {epochs: 5}}, lira, rmia]")
+    text = digits_grid(defenses="[blackbox-ce]", attacks="[{name: nn, params: {epochs: 5}}, lira, rmia]")
     summary = run(write_grid, registry, tmp_path / "bb", text)
     assert summary.ok, summary.failures
     assert [r.attack_name for r in summary.rows] == ["nn", "lira", "rmia"]
 
 
 def test_lira_with_one_shadow_fails_validation(write_grid, registry):
-    text = DIGITS_GRID.replace("attacks: [loss, entropy, m-entropy]", "attacks: [loss, lira]").replace(
-        "shadow: {count: 2}", "shadow: {count: 1}")
+    text = digits_grid(attacks="[loss, lira]", shadow=1)
     with pytest.raises(ConfigError) as err:
         load_grid(write_grid(text), registry)
     assert [p.format("grid.yaml") for p in err.value.problems] == [

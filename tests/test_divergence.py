@@ -9,9 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mibench.config.resolve import load_grid
 from mibench.engine.protocols.splits import PaperSplits
-from mibench.runner import Runner
 from mibench.registry.loading import default_manager
 from mibench.sdk import (
     AttackOutput,
@@ -26,7 +24,8 @@ from mibench.sdk import (
 )
 from mibench_plugins.attacks.confidence import LossAttack
 from mibench_plugins.architectures.small import MLP
-from tests.conftest import DIGITS_GRID, _digits_pool
+from tests.conftest import _digits_pool
+from tests.grids import digits_grid, run_grid
 
 
 class Cross(Objective):
@@ -124,14 +123,9 @@ def registry():
     return manager.build_registry()
 
 
-SMALL = DIGITS_GRID.replace("epochs: 12", "epochs: 3").replace("count: 2", "count: 1")
-
-
 def run(write_grid, registry, out, defense="ce", attacks="[loss, entropy, m-entropy]"):
-    text = SMALL.replace("defenses: [ce]", f"defenses: [{defense}]").replace(
-        "attacks: [loss, entropy, m-entropy]", f"attacks: {attacks}")
-    summary = Runner(load_grid(write_grid(text), registry), registry, out, log=lambda _: None).run()
-    return summary, pd.read_csv(out / "results.csv")
+    ran = run_grid(write_grid, registry, out, digits_grid(epochs=3, shadow=1, defenses=f"[{defense}]", attacks=attacks))
+    return ran.summary, ran.results
 
 
 def stored_models(out):

@@ -8,24 +8,23 @@ import json
 from importlib import metadata
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
-from mibench.runner import Runner
 from tests.conftest import DIGITS_GRID
+from tests.grids import digits_grid, run_grid
 
 DIGITS_TARGET_MEMBERS = 450  # the target's training split on digits (1,797 samples)
 DIGITS_EVAL = 899  # its members and non-members
 
 
 def run(write_grid, registry, out, text):
-    summary = Runner(load_grid(write_grid(text), registry), registry, out, log=lambda _: None).run()
-    assert summary.ok, summary.failures
-    assert summary.trained  # trained here, not found in a cache
-    return pd.read_csv(out / "results.csv")
+    ran = run_grid(write_grid, registry, out, text)
+    assert ran.summary.ok, ran.summary.failures
+    assert ran.summary.trained  # trained here, not found in a cache
+    return ran.results
 
 
 @pytest.mark.parametrize(
@@ -69,8 +68,7 @@ def test_refset_distill_members_exclude_its_reference_set(write_grid, registry, 
         assert not np.isin(carved, out["indices"]).any()
 
 
-LABEL_ONLY_GRID = (DIGITS_GRID.replace("defenses: [ce]", "defenses: [blackbox-ce]")
-                   .replace("attacks: [loss, entropy, m-entropy]", "attacks: [label-only-aug]"))
+LABEL_ONLY_GRID = digits_grid(defenses="[blackbox-ce]", attacks="[label-only-aug]")
 
 
 def test_label_only_attack_is_allowed_on_a_black_box_defense(write_grid, registry):

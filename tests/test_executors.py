@@ -14,6 +14,7 @@ from mibench.config.resolve import load_grid
 from mibench.execution.factory import resolve_execution
 from mibench.execution.local import LocalExecutor
 from mibench.runner import Runner
+from tests.grids import run_grid
 from tests.plugins.faulty import DIE_ONCE_MARKER
 
 GRID = """
@@ -31,9 +32,8 @@ COLUMNS = ["defense", "seed", "attack", "status", "train_acc", "test_acc", "auc"
 
 
 def run(write_grid, registry, out, text=GRID, **kwargs):
-    lines: list[str] = []
-    summary = Runner(load_grid(write_grid(text), registry), registry, out, log=lines.append, **kwargs).run()
-    return summary, lines
+    ran = run_grid(write_grid, registry, out, text, **kwargs)
+    return ran.summary, ran.lines
 
 
 def results(out):

@@ -7,7 +7,6 @@ written anywhere but the test's temporary directory.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

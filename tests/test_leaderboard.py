@@ -14,9 +14,9 @@ from mibench.config.resolve import load_grid
 from mibench.report.merge import load_results, merge_results
 from mibench.report.results import leaderboard
 from mibench.runner import Runner
-from tests.conftest import DIGITS_GRID
+from tests.grids import digits_grid
 
-GRID = DIGITS_GRID.replace("seeds: [0]", "seeds: [0, 1]").replace("epochs: 12", "epochs: 3")
+GRID = digits_grid(seeds="[0, 1]", epochs=3)
 
 
 @pytest.fixture(scope="module")

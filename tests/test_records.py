@@ -16,10 +16,9 @@ from mibench.engine.records import AttackRecord, PredictRecord, TrainRecord, loa
 from mibench.engine.store import Store, stable_hash
 from mibench.execution.executor import STORE
 from mibench.runner import Runner
-from tests.conftest import DIGITS_GRID
+from tests.grids import digits_grid
 
-GRID = DIGITS_GRID.replace("epochs: 12", "epochs: 2").replace("attacks: [loss, entropy, m-entropy]",
-                                                              "attacks: [loss, lira, rmia]")
+GRID = digits_grid(epochs=2, attacks="[loss, lira, rmia]")
 
 
 def run(write_grid, registry, out):

@@ -14,10 +14,11 @@ from mibench.config.resolve import load_grid
 from mibench.report.results import COLUMNS
 from mibench.runner import Runner
 from tests.conftest import DIGITS_GRID
+from tests.grids import digits_grid, run_grid
 
 
 def run(write_grid, registry, out, text=DIGITS_GRID):
-    return Runner(load_grid(write_grid(text), registry), registry, out, log=lambda _: None).run()
+    return run_grid(write_grid, registry, out, text).summary
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(write_grid, cli_regist
 
 
 def test_a_third_party_defense_runs_end_to_end(write_grid, registry, tmp_path):
-    text = DIGITS_GRID.replace("defenses: [ce]", "defenses: [{name: flooding, params: {b: 0.3}}]")
+    text = digits_grid(defenses="[{name: flooding, params: {b: 0.3}}]")
     summary = run(write_grid, registry, tmp_path / "flood", text.replace("count: 2", "count: 1"))
     assert summary.ok
     assert {r.defense for r in summary.rows} == {"flooding(b=0.3)"}

@@ -16,23 +16,18 @@ import pytest
 
 import mibench.engine.store
 import mibench.runner
-from mibench.config.resolve import load_grid
 from mibench.engine.store import Store, atomic_write
 from mibench.execution.executor import Executor
-from mibench.runner import Runner
-from tests.conftest import DIGITS_GRID
+from tests.grids import digits_grid, run_grid
 
-GRID = DIGITS_GRID.replace("epochs: 12", "epochs: 3").replace("attacks: [loss, entropy, m-entropy]",
-                                                             "attacks: [loss, m-entropy]")
+GRID = digits_grid(epochs=3, attacks="[loss, m-entropy]")
 METRICS = ["dataset", "defense", "seed", "attack", "status", "train_acc", "test_acc", "auc", "tpr_at_1pct_fpr",
            "balanced_acc", "target_model", "attack_output"]
 
 
 def run(write_grid, registry, out, log=None, executor=None, grid=GRID):
-    lines = [] if log is None else log
-    summary = Runner(load_grid(write_grid(grid), registry), registry, out, log=lines.append,
-                     executor=executor).run()
-    return summary, lines
+    ran = run_grid(write_grid, registry, out, grid, log=log, executor=executor)
+    return ran.summary, ran.lines
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from mibench.config.plugin_config import PluginConfig
 from mibench.config.seeds import shadow_seed
 from mibench.config.shapes import data_shape, forward_flops
 from mibench.registry.table import PluginInfo, Registry, UnknownPlugin
-from mibench.sdk import Params, Plugin, ShadowNeeds, result_dump
+from mibench.sdk import ShadowNeeds
 
 SECTIONS = {"datasets": "dataset", "architectures": "architecture", "defenses": "defense", "attacks": "attack"}
 

@@ -120,6 +120,23 @@ class Plan:
             add(attack.key)
         return order
 
+    def order(self) -> list[Job]:
+        """Every job once, dependencies first: cell by cell (:meth:`cell_jobs`), then any job no cell names."""
+        seen: dict[str, Job] = {}
+        for cell in self.cells:
+            for job in self.cell_jobs(cell):
+                seen.setdefault(job.key, job)
+
+        def add(key: str) -> None:
+            if key not in seen:
+                for dep in self.jobs[key].deps:
+                    add(dep)
+                seen[key] = self.jobs[key]
+
+        for key in self.jobs:
+            add(key)
+        return list(seen.values())
+
     def dependents(self) -> dict[str, list[str]]:
         """Job key -> keys of the jobs that depend on it directly."""
         out: dict[str, list[str]] = {k: [] for k in self.jobs}

@@ -6,19 +6,21 @@ order its dependencies allow. A job whose dependency failed is not run: it fails
 the dependency's message. Jobs and results are plain picklable data, so an executor
 may run jobs in other processes or on other machines that share the run directory.
 
-:class:`SerialExecutor` runs the cells one after another in this process, each cell's
-jobs dependencies first, and opens each model once per cell.
+Every built-in executor is one dispatch loop (:class:`~mibench.execution.dispatch.DispatchExecutor`: finished jobs
+read from the store, then the :class:`~mibench.execution.scheduler.Scheduler`'s order,
+failure cascades and retries of lost jobs) over a :class:`Backend` that only says how a
+job is submitted and how its answer comes back: in this process
+(:class:`~mibench.execution.dispatch.SerialExecutor`), in local worker processes, or as Ray tasks.
 """
 
 from __future__ import annotations
 
-import socket
 import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Union
 
 import torch
 
@@ -29,7 +31,9 @@ from mibench.engine.plan import Plan
 from mibench.engine.records import Record
 from mibench.engine.store import Store
 
-StartHook = Callable[[Job], None]
+StartHook = Callable[[Job, str], None]  # (job, worker name), called as a job is handed to a worker
+Log = Callable[[str], None]
+MODELS_KEPT = 32  # models a worker keeps open (most recently used), so a cell's attacks read each once
 
 
 class ExecutionError(Exception):
@@ -68,14 +72,13 @@ def stored_results(plan: Plan, store: Store) -> Iterator[JobResult]:
     Jobs come dependencies first; nothing runs and no model is opened.
     """
     done: set[str] = set()
-    for cell in plan.cells:
-        for job in plan.cell_jobs(cell):
-            if job.key in done or not all(d in done for d in job.deps):
-                continue
-            record = job.stored(store)
-            if record is not None:
-                done.add(job.key)
-                yield JobResult(job.key, job.kind, True, record, label=job.label(), worker=STORE)
+    for job in plan.order():
+        if not all(d in done for d in job.deps):
+            continue
+        record = job.stored(store)
+        if record is not None:
+            done.add(job.key)
+            yield JobResult(job.key, job.kind, True, record, label=job.label(), worker=STORE)
 
 
 class ModelCache:
@@ -118,30 +121,43 @@ def run_job(job: Job, ctx: JobContext, worker: str) -> JobResult:
     return JobResult(job.key, job.kind, True, value, label=job.label(), seconds=time.time() - started, worker=worker)
 
 
-class SerialExecutor(Executor):
-    """Every job in this process, cell after cell; each model is read from disk once per cell."""
+@dataclass
+class Finished:
+    """A job's answer came back from its worker."""
 
-    def __init__(self, on_start: StartHook | None = None) -> None:
-        self.on_start = on_start
-        self.worker = f"{socket.gethostname()}:serial"
+    job: Job
+    result: JobResult
 
-    def run(self, plan: Plan, store: Store, device: torch.device) -> Iterator[JobResult]:
-        done: dict[str, JobResult] = {}
-        for result in stored_results(plan, store):
-            done[result.key] = result
-            yield result
-        for cell in plan.cells:
-            ctx = JobContext(store, device, ModelCache())  # a fresh cache per cell
-            for job in plan.cell_jobs(cell):
-                if job.key in done:
-                    continue
-                failed = next((done[d] for d in job.deps if not done[d].ok), None)
-                if failed is not None:
-                    result = JobResult(job.key, job.kind, False, error=failed.error, label=job.label(),
-                                       worker=self.worker)
-                else:
-                    if self.on_start is not None:
-                        self.on_start(job)
-                    result = run_job(job, ctx, self.worker)
-                done[job.key] = result
-                yield result
+
+@dataclass
+class Lost:
+    """A job was lost with its worker (killed, out of memory, a node gone): it may run again."""
+
+    job: Job
+    worker: str
+    why: str
+
+
+Event = Union[Finished, Lost]
+
+
+class Backend(ABC):
+    """How jobs are submitted and awaited: the one thing that differs between executors."""
+
+    def open(self, store: Store, device: torch.device) -> None:
+        """Start workers (called once, and only when some job is left to run)."""
+
+    @abstractmethod
+    def free(self) -> bool:
+        """Whether a job submitted now would start at once."""
+
+    @abstractmethod
+    def submit(self, job: Job) -> str:
+        """Hand ``job`` to a worker; returns the worker's name."""
+
+    @abstractmethod
+    def events(self) -> list[Event]:
+        """What came back since the last call, waiting a little for something if nothing has."""
+
+    def close(self, finished: bool) -> None:
+        """Stop the workers (at once when not ``finished``: interrupted or failed)."""

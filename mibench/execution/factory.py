@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 
 from mibench.config.execution import ExecutionConfig
-from mibench.execution.executor import ExecutionError, Executor, SerialExecutor
+from mibench.execution.dispatch import SerialExecutor
+from mibench.execution.executor import ExecutionError, Executor, StartHook
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,12 @@ def resolve_execution(config: ExecutionConfig, grid_device: str) -> ExecutionPla
 
 
 def make_executor(plan: ExecutionPlan, config: ExecutionConfig, log: Callable[[str], None],
-                  on_start: Callable | None = None) -> Executor:
+                  on_start: StartHook | None = None) -> Executor:
     if plan.executor == "serial":
         from mibench.execution.local import set_threads
 
         set_threads(plan.threads_per_job)
-        return SerialExecutor(on_start=(lambda job: on_start(job, "serial")) if on_start else None)
+        return SerialExecutor(on_start=on_start, log=log)
     if plan.executor == "local":
         from mibench.execution.local import LocalExecutor
 

@@ -20,18 +20,14 @@ import queue
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 
 from mibench.engine.jobs import Job, JobContext
-from mibench.engine.plan import Plan
 from mibench.engine.store import Store
-from mibench.execution.executor import Executor, JobResult, ModelCache, run_job, stored_results
-from mibench.execution.scheduler import Retries, Scheduler
-
-StartHook = Callable[[Job, str], None]
-MODELS_KEPT = 8
+from mibench.execution.dispatch import DispatchExecutor
+from mibench.execution.executor import (MODELS_KEPT, Backend, Event, Finished, Log, Lost,
+                                        ModelCache, StartHook, run_job)
 
 
 PRELOAD = ["torch", "numpy", "mibench.engine.jobs", "mibench.execution.executor", "mibench.sdk.trainer"]
@@ -84,95 +80,103 @@ class _Worker:
     ready: bool = False
 
 
-class LocalExecutor(Executor):
+class LocalBackend(Backend):
+    """Worker processes fed through queues; a dead worker is replaced and its job reported lost."""
+
+    def __init__(self, executor: "LocalExecutor") -> None:
+        self.executor = executor
+        self.workers: list[_Worker] = []
+        self.failed_starts = 0
+        self.store: Store | None = None
+        self.results: mp.Queue | None = None
+
+    def open(self, store: Store, device: torch.device) -> None:
+        self.store = store
+        self.results = self.executor._context.Queue()
+        self.workers = [self._start(i) for i in range(self.executor.workers)]
+
+    def _start(self, index: int) -> _Worker:
+        ex = self.executor
+        name = f"{ex._host}:w{index}"
+        device = ex.devices[index % len(ex.devices)]
+        jobs = ex._context.Queue()
+        process = ex._context.Process(target=_worker, name=name, daemon=True,
+                                      args=(name, ex.threads, device, str(self.store.root), jobs, self.results,
+                                            dict(os.environ)))
+        process.start()
+        return _Worker(name, device, process, jobs)
+
+    def free(self) -> bool:
+        return any(w.job is None for w in self.workers)
+
+    def submit(self, job: Job) -> str:
+        worker = next(w for w in self.workers if w.job is None)
+        worker.job, worker.started = job, time.time()
+        worker.jobs.put(job)
+        return worker.name
+
+    def _replace_dead(self) -> list[Event]:
+        lost: list[Event] = []
+        for i, worker in enumerate(self.workers):
+            if worker.process.exitcode is None:
+                continue
+            if not worker.ready:
+                self.failed_starts += 1
+                if self.failed_starts > self.executor.max_retries + 2:
+                    raise RuntimeError(f"worker processes fail to start (exit code {worker.process.exitcode}); "
+                                       "run with --executor serial to see why")
+            self.workers[i] = self._start(i)
+            if worker.job is not None:
+                lost.append(Lost(worker.job, worker.name, f"died (exit code {worker.process.exitcode})"))
+        return lost
+
+    def events(self) -> list[Event]:
+        events = self._replace_dead()
+        try:
+            kind, name, payload = self.results.get(timeout=0.2)
+        except queue.Empty:
+            return events
+        if kind == "log":
+            self.executor.log(payload)
+        elif kind == "ready":
+            self.executor.worker_threads[name] = payload
+            for worker in self.workers:
+                if worker.name == name:
+                    worker.ready = True
+        else:
+            worker = next((w for w in self.workers if w.name == name), None)
+            if worker is not None and worker.job is not None and worker.job.key == payload.key:
+                events.append(Finished(worker.job, payload))
+                worker.job = None
+            # else: a late answer from a replaced worker
+        return events
+
+    def close(self, finished: bool) -> None:
+        for worker in self.workers:
+            if not finished:  # interrupted or failed: stop now, the store keeps what is finished
+                worker.process.kill()
+            elif worker.process.is_alive():
+                worker.jobs.put(None)
+        for worker in self.workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+
+
+class LocalExecutor(DispatchExecutor):
     """``workers`` processes; worker i uses ``devices[i % len(devices)]`` and ``threads`` CPU threads."""
 
     def __init__(self, workers: int, threads: int = 1, devices: list[str] | None = None, max_retries: int = 2,
-                 on_start: StartHook | None = None, log: Callable[[str], None] | None = None) -> None:
+                 on_start: StartHook | None = None, log: Log | None = None) -> None:
         if workers < 1 or threads < 1:
             raise ValueError("workers and threads must be at least 1")
+        super().__init__(max_retries, on_start, log)
         self.workers = workers
         self.threads = threads
         self.devices = devices or ["cpu"]
-        self.max_retries = max_retries
-        self.on_start = on_start
-        self.log = log or (lambda message: None)
         self.worker_threads: dict[str, int] = {}  # what each worker reported: torch.get_num_threads()
         self._context = _context()
         self._host = socket.gethostname()
 
-    def _start(self, index: int, store: Store, results: mp.Queue) -> _Worker:
-        name = f"{self._host}:w{index}"
-        device = self.devices[index % len(self.devices)]
-        jobs = self._context.Queue()
-        process = self._context.Process(target=_worker, name=name, daemon=True,
-                                        args=(name, self.threads, device, str(store.root), jobs, results,
-                                              dict(os.environ)))
-        process.start()
-        return _Worker(name, device, process, jobs)
-
-    def run(self, plan: Plan, store: Store, device: torch.device) -> Iterator[JobResult]:
-        scheduler = Scheduler(plan)
-        for result in stored_results(plan, store):  # before any worker starts: a finished rerun starts none
-            yield result
-            yield from scheduler.finish(result)
-        if scheduler.done():
-            return
-        results: mp.Queue = self._context.Queue()
-        workers = [self._start(i, store, results) for i in range(self.workers)]
-        retries = Retries(self.max_retries, self.log)
-        failed_starts = 0
-        finished = False
-        try:
-            while not scheduler.done():
-                for i, worker in enumerate(workers):
-                    if worker.process.exitcode is not None:  # died: a fresh worker takes its place
-                        if not worker.ready:
-                            failed_starts += 1
-                            if failed_starts > self.max_retries + 2:
-                                raise RuntimeError(f"worker processes fail to start (exit code "
-                                                   f"{worker.process.exitcode}); run with --executor serial "
-                                                   "to see why")
-                        workers[i] = self._start(i, store, results)
-                        lost = retries.lost(worker.job, worker.name, f"died (exit code {worker.process.exitcode})") \
-                            if worker.job is not None else None
-                        if lost is not None:
-                            yield lost
-                            yield from scheduler.finish(lost)
-                for worker in workers:
-                    if worker.job is None and (retries.queue or scheduler.has_ready()):
-                        job = retries.queue.pop() if retries.queue else scheduler.pop()
-                        worker.job, worker.started = job, time.time()
-                        if self.on_start is not None:
-                            self.on_start(job, worker.name)
-                        worker.jobs.put(job)
-                try:
-                    kind, name, payload = results.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if kind == "log":
-                    self.log(payload)
-                    continue
-                if kind == "ready":
-                    self.worker_threads[name] = payload
-                    for worker in workers:
-                        if worker.name == name:
-                            worker.ready = True
-                    continue
-                worker = next((w for w in workers if w.name == name), None)
-                if worker is None or worker.job is None or worker.job.key != payload.key:
-                    continue  # a late answer from a replaced worker
-                worker.job = None
-                yield payload
-                yield from scheduler.finish(payload)
-            finished = True
-        finally:
-            for worker in workers:
-                if not finished:  # interrupted or failed: stop now, the store keeps what is finished
-                    worker.process.kill()
-                elif worker.process.is_alive():
-                    worker.jobs.put(None)
-            for worker in workers:
-                worker.process.join(timeout=5)
-                if worker.process.is_alive():
-                    worker.process.kill()
+    def backend(self) -> Backend:
+        return LocalBackend(self)

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import os
 import socket
-import time
-from typing import Callable, Iterator
 
 import torch
 
 from mibench.engine.jobs import Job, JobContext
 from mibench.engine.layout import RunDirError
-from mibench.engine.plan import Plan
 from mibench.engine.store import Store
-from mibench.execution.executor import ExecutionError, Executor, JobResult, ModelCache, run_job, stored_results
-from mibench.execution.scheduler import Retries, Scheduler
+from mibench.execution.dispatch import DispatchExecutor
+from mibench.execution.executor import (MODELS_KEPT, Backend, Event, ExecutionError, Finished,
+                                        JobResult, Log, Lost, ModelCache, StartHook, run_job)
 
 INSTALL_HINT = "the ray executor needs Ray: pip install 'mibench[ray]'"
 PROBE_TIMEOUT_S = 120
-MODELS_KEPT = 8
 _models = ModelCache(MODELS_KEPT)  # per Ray worker process, across its tasks
 
 
@@ -60,17 +57,70 @@ def _probe(store_root: str) -> tuple[str, bool]:
     return socket.gethostname(), os.path.isfile(os.path.join(store_root, ".probe"))
 
 
-class RayExecutor(Executor):
+class RayBackend(Backend):
+    """Jobs as Ray tasks, at most ``workers`` in flight; a task lost with its worker or node is reported lost."""
+
+    def __init__(self, executor: "RayExecutor") -> None:
+        self.executor = executor
+        self.started_here = False
+        self.in_flight: dict[object, Job] = {}
+        self.slot = 0
+
+    def open(self, store: Store, device: torch.device) -> None:
+        ex = self.executor
+        ray = _ray()
+        self.started_here = ex._start_cluster()
+        ex._check_shared_store(store)
+        self.store_root = str(store.root)
+        self.gpu_share = 1.0 / max(1, ex.workers // max(1, len(ex.devices))) if any(
+            d.startswith("cuda") for d in ex.devices) else 0.0
+        self.task = ray.remote(_run_task).options(num_cpus=ex.threads, num_gpus=self.gpu_share, max_retries=0)
+
+    def free(self) -> bool:
+        return len(self.in_flight) < self.executor.workers
+
+    def submit(self, job: Job) -> str:
+        ex = self.executor
+        dev = "cuda" if self.gpu_share else ex.devices[self.slot % len(ex.devices)]
+        self.slot += 1
+        self.in_flight[self.task.remote(job, self.store_root, dev, ex.threads)] = job
+        return "ray"
+
+    def events(self) -> list[Event]:
+        ray = _ray()
+        if not self.in_flight:
+            return []
+        done, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=1.0)
+        events: list[Event] = []
+        for ref in done:
+            job = self.in_flight.pop(ref)
+            try:
+                result = ray.get(ref)
+            except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                    ray.exceptions.TaskCancelledError, ray.exceptions.ObjectLostError) as exc:
+                events.append(Lost(job, "ray task", f"lost ({type(exc).__name__})"))
+                continue
+            for message in result.messages:
+                self.executor.log(message)
+            events.append(Finished(job, result))
+        return events
+
+    def close(self, finished: bool) -> None:
+        if self.started_here:
+            _ray().shutdown()
+
+
+class RayExecutor(DispatchExecutor):
     def __init__(self, workers: int, threads: int = 1, devices: list[str] | None = None, max_retries: int = 2,
-                 address: str | None = None, on_start: Callable | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 address: str | None = None, on_start: StartHook | None = None, log: Log | None = None) -> None:
+        super().__init__(max_retries, on_start, log)
         self.workers = workers
         self.threads = threads
         self.devices = devices or ["cpu"]
-        self.max_retries = max_retries
         self.address = address
-        self.on_start = on_start
-        self.log = log or (lambda message: None)
+
+    def backend(self) -> Backend:
+        return RayBackend(self)
 
     def _start_cluster(self) -> bool:
         """Connect to the cluster, or start a local one; True when this executor started it."""
@@ -105,45 +155,3 @@ class RayExecutor(Executor):
             if not sees:
                 raise RunDirError(f"ray node {host} ({address}) cannot see the run directory {store.root.parent}; "
                                   "put it on storage every node mounts at the same path")
-
-    def run(self, plan: Plan, store: Store, device: torch.device) -> Iterator[JobResult]:
-        ray = _ray()
-        started_here = self._start_cluster()
-        try:
-            self._check_shared_store(store)
-            gpu_share = 1.0 / max(1, self.workers // max(1, len(self.devices))) if any(
-                d.startswith("cuda") for d in self.devices) else 0.0
-            task = ray.remote(_run_task).options(num_cpus=self.threads, num_gpus=gpu_share, max_retries=0)
-            scheduler = Scheduler(plan)
-            for result in stored_results(plan, store):
-                yield result
-                yield from scheduler.finish(result)
-            in_flight: dict[object, Job] = {}
-            retries = Retries(self.max_retries, self.log)
-            slot = 0
-            while not scheduler.done():
-                while len(in_flight) < self.workers and (retries.queue or scheduler.has_ready()):
-                    job = retries.queue.pop() if retries.queue else scheduler.pop()
-                    dev = "cuda" if gpu_share else self.devices[slot % len(self.devices)]
-                    slot += 1
-                    if self.on_start is not None:
-                        self.on_start(job, "ray")
-                    in_flight[task.remote(job, str(store.root), dev, self.threads)] = job
-                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
-                for ref in done:
-                    job = in_flight.pop(ref)
-                    try:
-                        result = ray.get(ref)
-                    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                            ray.exceptions.TaskCancelledError, ray.exceptions.ObjectLostError) as exc:
-                        lost = retries.lost(job, "ray task", f"lost ({type(exc).__name__})")
-                        if lost is None:
-                            continue
-                        result = lost
-                    for message in result.messages:
-                        self.log(message)
-                    yield result
-                    yield from scheduler.finish(result)
-        finally:
-            if started_here:
-                ray.shutdown()

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Iterable
 
 from mibench.engine.estimate import job_cost
-from mibench.engine.jobs import Job, TrainJob
+from mibench.engine.jobs import Job
 from mibench.engine.plan import Plan
 from mibench.execution.executor import JobResult
 
@@ -32,21 +31,12 @@ class Scheduler:
         self.dependents = plan.dependents()
         self.waiting = {k: set(j.deps) for k, j in plan.jobs.items()}
         self.results: dict[str, JobResult] = {}
-        self._order = {k: i for i, k in enumerate(self._cell_order())}
+        self._order = {job.key: i for i, job in enumerate(plan.order())}
         self._ready: list[tuple[int, float, int, str]] = []
         self._counter = itertools.count()
         for key, deps in self.waiting.items():
             if not deps:
                 self._push(key)
-
-    def _cell_order(self) -> Iterable[str]:
-        seen: dict[str, None] = {}
-        for cell in self.plan.cells:
-            for job in self.plan.cell_jobs(cell):
-                seen.setdefault(job.key, None)
-        for key in self.plan.jobs:
-            seen.setdefault(key, None)
-        return seen
 
     def _push(self, key: str) -> None:
         job = self.plan.jobs[key]

@@ -25,7 +25,6 @@ tables with the same number of IN and OUT references for every sample
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import torch

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from mibench.config.errors import Problem
 from mibench.config.plugin_config import PluginConfig
-from mibench.engine.protocols.splits import Role, Splits
+from mibench.engine.protocols.splits import Splits
 from mibench.sdk import ShadowNeeds
 
 if TYPE_CHECKING:
