@@ -59,7 +59,7 @@ class FakeAccess:
 
 def context(target: FakeAccess, shadows: list[FakeAccess], population: np.ndarray = (), seed: int = 0) -> AttackContext:
     """The target's evaluation samples in pool order, as the engine gives them."""
-    return AttackContext(pool=target.pool, target=target, shadows=shadows, device=CPU, seed=seed,
+    return AttackContext(pool=target.pool, target=target, references=shadows, device=CPU, seed=seed,
                          eval_indices=np.sort(np.concatenate([target.members, target.nonmembers])),
                          population=np.asarray(population, dtype=np.int64))
 

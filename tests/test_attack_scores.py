@@ -33,7 +33,7 @@ def by_hand(kind, row, y):
     "cls,kind", [(LossAttack, "loss"), (EntropyAttack, "entropy"), (ModifiedEntropyAttack, "m-entropy")]
 )
 def test_scores_match_the_formula(cls, kind):
-    got = cls().score(torch.tensor(LOGITS, dtype=torch.float64), torch.tensor(LABELS))
+    got = cls().signal(torch.tensor(LOGITS, dtype=torch.float64), torch.tensor(LABELS))
     want = [by_hand(kind, row, y) for row, y in zip(LOGITS, LABELS)]
     assert got.tolist() == pytest.approx(want, rel=1e-9)
 
@@ -42,16 +42,16 @@ def test_first_row_by_hand_numbers():
     # p = softmax(2, 0, -1) = (0.843795, 0.114195, 0.042010)
     logits = torch.tensor([LOGITS[0]], dtype=torch.float64)
     y = torch.tensor([0])
-    assert LossAttack().score(logits, y).item() == pytest.approx(-0.169846, abs=1e-6)
-    assert EntropyAttack().score(logits, y).item() == pytest.approx(-0.524267, abs=1e-6)
-    assert ModifiedEntropyAttack().score(logits, y).item() == pytest.approx(-0.042181, abs=1e-6)
+    assert LossAttack().signal(logits, y).item() == pytest.approx(-0.169846, abs=1e-6)
+    assert EntropyAttack().signal(logits, y).item() == pytest.approx(-0.524267, abs=1e-6)
+    assert ModifiedEntropyAttack().signal(logits, y).item() == pytest.approx(-0.042181, abs=1e-6)
 
 
 def test_saturated_probabilities_stay_finite():
     logits = torch.tensor([[1000.0, -1000.0, 0.0]], dtype=torch.float64)
     for cls in (EntropyAttack, ModifiedEntropyAttack):
         for y in (0, 1):
-            assert np.isfinite(cls().score(logits, torch.tensor([y])).numpy()).all()
+            assert np.isfinite(cls().signal(logits, torch.tensor([y])).numpy()).all()
 
 
 def test_a_confident_member_scores_higher_than_an_unsure_nonmember():
@@ -59,7 +59,7 @@ def test_a_confident_member_scores_higher_than_an_unsure_nonmember():
     unsure = torch.tensor([[0.2, 0.1, 0.0]], dtype=torch.float64)
     y = torch.tensor([0])
     for cls in (LossAttack, EntropyAttack, ModifiedEntropyAttack):
-        assert cls().score(confident, y).item() > cls().score(unsure, y).item()
+        assert cls().signal(confident, y).item() > cls().signal(unsure, y).item()
 
 
 # --- precision on overfit outputs (logit gaps where 1 - p_y rounds to 0 in float64) ---
@@ -137,7 +137,7 @@ def test_modified_entropy_by_hand_on_exact_probabilities():
 @pytest.mark.parametrize("kind", ["loss", "entropy", "m-entropy"])
 def test_overfit_scores_match_high_precision_and_tie_only_where_exact_ties(kind):
     rows, labels = overfit_cases()
-    got = SCORERS[kind]().score(torch.tensor(rows, dtype=torch.float64), torch.tensor(labels)).tolist()
+    got = SCORERS[kind]().signal(torch.tensor(rows, dtype=torch.float64), torch.tensor(labels)).tolist()
     want = [exact_score(kind, row, y) for row, y in zip(rows, labels)]
     for g, w, row, y in zip(got, want, rows, labels):
         assert math.isfinite(g)
@@ -157,7 +157,7 @@ def test_overfit_scores_match_high_precision_and_tie_only_where_exact_ties(kind)
 def test_two_classes_match_high_precision(kind):
     rows = [[float(gap), 0.0] for gap in (0.5, 3, 20, 40, 60, 300)] + [[0.0, 45.0], [1.5, -37.0]]
     for y in (0, 1):
-        got = SCORERS[kind]().score(torch.tensor(rows, dtype=torch.float64), torch.tensor([y] * len(rows))).tolist()
+        got = SCORERS[kind]().signal(torch.tensor(rows, dtype=torch.float64), torch.tensor([y] * len(rows))).tolist()
         want = [float(exact_score(kind, row, y)) for row in rows]
         assert got == pytest.approx(want, rel=1e-9, abs=0)
 
@@ -167,7 +167,7 @@ def test_ordinary_range_equals_the_plain_formula(kind):
     gen = torch.Generator().manual_seed(0)
     logits = 2.0 * torch.randn(500, 10, generator=gen, dtype=torch.float64)
     labels = torch.randint(0, 10, (500,), generator=gen)
-    got = SCORERS[kind]().score(logits, labels)
+    got = SCORERS[kind]().signal(logits, labels)
     want = naive_scores(kind, logits, labels)
     assert torch.allclose(got, want, rtol=1e-12, atol=0)
 
@@ -185,12 +185,12 @@ def test_extreme_gaps_stay_finite(dtype):
     for y in range(3):
         labels = torch.full((len(cases),), y)
         for cls in SCORERS.values():
-            assert torch.isfinite(cls().score(logits, labels)).all(), (cls.name, y)
+            assert torch.isfinite(cls().signal(logits, labels)).all(), (cls.name, y)
     two = torch.tensor([[1000.0, -1000.0], [-1000.0, 1000.0]], dtype=dtype)
     for cls in SCORERS.values():
-        assert torch.isfinite(cls().score(two, torch.tensor([0, 0]))).all()
+        assert torch.isfinite(cls().signal(two, torch.tensor([0, 0]))).all()
     # the true value is -Mentr ~ -(1 - p_y)^2 ~ -exp(-2000): 0 in float64, and never positive
-    assert ModifiedEntropyAttack().score(logits[:1], torch.tensor([0])).item() == 0.0
+    assert ModifiedEntropyAttack().signal(logits[:1], torch.tensor([0])).item() == 0.0
 
 
 def test_softmax_entropy_keeps_its_gradient():

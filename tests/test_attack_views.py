@@ -12,7 +12,7 @@ import torch
 
 from mibench.config.resolve import load_grid
 from mibench.runner import Runner
-from mibench.sdk import AttackContext, AttackOutput, ModelView, ShadowView
+from mibench.sdk import AttackContext, AttackOutput, ModelView, ReferenceView
 from mibench_plugins.attacks.confidence import LossAttack
 from tests.conftest import DIGITS_GRID
 
@@ -43,9 +43,9 @@ def test_the_target_view_hides_membership(write_grid, registry, tmp_path, seen):
     assert summary.ok, summary.failures
     (ctx,) = seen
     target = ctx.target
-    assert isinstance(target, ModelView) and not isinstance(target, ShadowView)
+    assert isinstance(target, ModelView) and not isinstance(target, ReferenceView)
     assert not any(hasattr(target, name) for name in ("members", "nonmembers", "excluded", "eval_membership"))
-    assert all(isinstance(s, ShadowView) for s in ctx.shadows)
+    assert all(isinstance(s, ReferenceView) for s in ctx.references)
     # evaluation samples in pool order: their order says nothing about membership
     assert np.all(np.diff(ctx.eval_indices) > 0)
     results = pd.read_csv(tmp_path / "run" / "results.csv")

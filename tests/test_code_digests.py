@@ -57,7 +57,7 @@ class EditMeAttack(ThresholdAttack):
     '''An attack under development.'''
     name = "edit-me-attack"
 
-    def score(self, logits, labels):
+    def signal(self, logits, labels):
         return logits.max(1).values
 
 

@@ -55,7 +55,7 @@ def loop(model, pool, indices, wrt):
 def test_batched_equals_the_per_sample_loop(digits, arch, attack, wrt):
     model = MODELS[arch]()
     indices = np.arange(100, 140)  # 40 samples: two full batches of 16 and a partial one
-    batched = -attack.model_scores(FakeAccess(digits, [], [], module=model), indices)
+    batched = -attack.model_signal(FakeAccess(digits, [], [], module=model), indices)
     want = loop(model, digits, indices, wrt)
     assert want.min() > 0
     np.testing.assert_allclose(batched, want, rtol=1e-5)

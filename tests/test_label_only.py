@@ -13,7 +13,7 @@ import torch
 from pydantic import ValidationError
 
 from mibench.engine.metrics import attack_metrics
-from mibench.sdk import Pool, ShadowNeeds
+from mibench.sdk import Pool, ReferenceNeeds
 from mibench_plugins.attacks.label_only import LabelOnlyAttack, augment, augmentations, shifted
 from tests.fakes import FakeAccess, context, membership
 
@@ -118,12 +118,12 @@ def test_calibration_uses_the_first_shadows_and_a_stratified_subsample():
     attack = LabelOnlyAttack(LabelOnlyAttack.Params(calibration_models=2, calibration_samples=200, batch_size=2000))
     out = attack.run(ctx)
     assert out.info["calibration_samples"] == 400
-    assert [s.images_queried for s in ctx.shadows] == [18 * 200, 18 * 200, 0]
+    assert [s.images_queried for s in ctx.references] == [18 * 200, 18 * 200, 0]
     assert out.threshold_mode == "global" and np.isfinite(out.thresholds)
 
 
 def test_declared_needs_and_cost():
-    assert LabelOnlyAttack.needs(LabelOnlyAttack.Params()) == ShadowNeeds(count=1)
+    assert LabelOnlyAttack.needs(LabelOnlyAttack.Params()) == ReferenceNeeds(count=1)
     assert LabelOnlyAttack.query_cost == 18.0
     assert not LabelOnlyAttack.needs_white_box
 

@@ -11,6 +11,8 @@ from dataclasses import replace
 import statistics
 from statistics import NormalDist
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -20,7 +22,7 @@ from pydantic import ValidationError
 from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
 from mibench.engine.metrics import attack_metrics
-from mibench.sdk import ReferenceRules, ShadowNeeds
+from mibench.sdk import ReferenceNeeds, ReferenceRules
 from mibench.sdk.reference_attack import Table
 from mibench_plugins.attacks.lira import (
     PER_SAMPLE_VARIANCE_MIN_MODELS,
@@ -122,12 +124,13 @@ def test_fix_variance_auto(fix_variance, mode, models, fixed):
 
 
 def test_online_lira_score_follows_the_resolved_variance():
+    ctx = SimpleNamespace(references=[None] * len(TABLE.refs), pool_models=0)  # what compare reads of the run
     auto = LiRAAttack(LiRAAttack.Params(mode="online"))  # six references: below 64, fixed variance
-    np.testing.assert_array_equal(auto.score(TABLE, TABLE), lira_online_scores(TABLE, True))
+    np.testing.assert_array_equal(auto.compare(TABLE, TABLE, ctx), lira_online_scores(TABLE, True))
     per_sample = LiRAAttack(LiRAAttack.Params(mode="online", fix_variance=False))
-    np.testing.assert_array_equal(per_sample.score(TABLE, TABLE), lira_online_scores(TABLE, False))
+    np.testing.assert_array_equal(per_sample.compare(TABLE, TABLE, ctx), lira_online_scores(TABLE, False))
     offline = LiRAAttack()
-    np.testing.assert_array_equal(offline.score(TABLE, TABLE), lira_offline_scores(TABLE, False))
+    np.testing.assert_array_equal(offline.compare(TABLE, TABLE, ctx), lira_offline_scores(TABLE, False))
 
 
 # ------------------------------------------------------------------ online RMIA by hand
@@ -166,12 +169,12 @@ def test_online_rmia_scores_by_hand(gamma):
     assert likelihood_ratio(RMIA_X, 0.3, "online").tolist() == pytest.approx(lr_x)
     assert likelihood_ratio(RMIA_Z, 0.3, "online").tolist() == pytest.approx(lr_z)
     want = [sum(lx / lz > gamma for lz in lr_z) / 3 for lx in lr_x]
-    got = RMIAAttack(RMIAAttack.Params(mode="online", gamma=gamma)).score(RMIA_X, RMIA_Z)
+    got = RMIAAttack(RMIAAttack.Params(mode="online", gamma=gamma)).compare(RMIA_X, RMIA_Z, None)
     assert got.tolist() == pytest.approx(want)
 
 
 def test_online_rmia_ignores_a_and_offline_ignores_the_in_references():
-    online = [RMIAAttack(RMIAAttack.Params(mode="online", a=a)).score(RMIA_X, RMIA_Z) for a in (0.0, 0.3, 1.0)]
+    online = [RMIAAttack(RMIAAttack.Params(mode="online", a=a)).compare(RMIA_X, RMIA_Z, None) for a in (0.0, 0.3, 1.0)]
     np.testing.assert_array_equal(online[0], online[1])
     np.testing.assert_array_equal(online[0], online[2])
     without = Table(RMIA_X.target, RMIA_X.refs, RMIA_X.out)
@@ -183,10 +186,10 @@ def test_online_rmia_ignores_a_and_offline_ignores_the_in_references():
 
 def test_online_modes_need_online_reference_models_on_each_side():
     # count: references per side; LiRA fits a variance (2), RMIA a mean (1)
-    assert LiRAAttack.needs(LiRAAttack.Params(mode="online")) == ShadowNeeds(count=2, mode="online")
-    assert RMIAAttack.needs(RMIAAttack.Params(mode="online")) == ShadowNeeds(count=1, mode="online")
-    assert LiRAAttack.needs(LiRAAttack.Params()) == ShadowNeeds(count=2)
-    assert RMIAAttack.needs(RMIAAttack.Params()) == ShadowNeeds()
+    assert LiRAAttack.needs(LiRAAttack.Params(mode="online")) == ReferenceNeeds(count=2, mode="online")
+    assert RMIAAttack.needs(RMIAAttack.Params(mode="online")) == ReferenceNeeds(count=1, mode="online")
+    assert LiRAAttack.needs(LiRAAttack.Params()) == ReferenceNeeds(count=2)
+    assert RMIAAttack.needs(RMIAAttack.Params()) == ReferenceNeeds()
 
 
 @pytest.mark.parametrize("attack", [LiRAAttack, RMIAAttack])
@@ -240,7 +243,7 @@ def pool_context(shift, sd_in, sd_out, models=8, seed=1):
         members = np.flatnonzero(inside[m, :N_EVAL])
         views.append(FakeAccess(pool, members, np.setdiff1d(np.arange(N_EVAL), members), logits))
     return replace(context(views[0], views[1:], population=np.arange(N_EVAL, N), seed=3), pool_models=models,
-                   references=ReferenceRules(per_side=models // 2 - 1))
+                   reference_rules=ReferenceRules(per_side=models // 2 - 1))
 
 
 def evaluate(attack, ctx):
@@ -292,7 +295,7 @@ def test_reference_counts_would_tell_membership_and_balanced_tables_hide_them():
     # where nothing leaks (AUC 0.42). The base class balances the sides, so it is a coin.
     ctx = pool_context(shift=0.0, sd_in=0.3, sd_out=0.3)
     member = membership(ctx, ctx.target)
-    ins = np.stack([np.isin(ctx.eval_indices, s.members) for s in ctx.shadows])
+    ins = np.stack([np.isin(ctx.eval_indices, s.members) for s in ctx.references])
     outs = ~ins
     assert roc_auc_score(member, -ins.sum(0)) == 1.0
     balanced = Table(np.zeros(N_EVAL), np.zeros(ins.shape), outs, ins).balanced(3)

@@ -123,8 +123,8 @@ def test_lira_is_one_sided():
 
 def test_lira_needs_two_shadows():
     ctx = lira_context()
-    ctx.shadows = ctx.shadows[:1]
-    with pytest.raises(ValueError, match="lira.*at least 2 shadow models, got 1"):
+    ctx.references = ctx.references[:1]
+    with pytest.raises(ValueError, match="lira.*at least 2 reference models, got 1"):
         LiRAAttack().run(ctx)
 
 
@@ -150,7 +150,7 @@ def test_carved_out_samples_are_neither_in_nor_out():
     # longer OUT for it, so it leaves shadow 0's own calibration samples and, as a
     # reference, no longer serves shadows 1 and 2 on sample 7. Only (0, 4) remains.
     ctx = lira_context()
-    ctx.shadows[0].excluded = np.array([7])
+    ctx.references[0].excluded = np.array([7])
     out = LiRAAttack().run(ctx)
     assert out.info["calibration_samples"] == 1
 
@@ -213,7 +213,7 @@ def test_rmia_population_skips_samples_carved_out_of_every_out_shadow():
     # Sample 3: shadow 0 trained on it; carved out of shadow 1's split it has no OUT shadow left.
     ctx = rmia_context()
     assert RMIAAttack().run(ctx).info["population_samples"] == 3  # 3, 4, 5 (2 has no OUT shadow)
-    ctx.shadows[1].excluded = np.array([3])
+    ctx.references[1].excluded = np.array([3])
     assert RMIAAttack().run(ctx).info["population_samples"] == 2
 
 
@@ -261,10 +261,10 @@ def test_lira_flip_averages_phi_over_the_sample_and_its_mirror():
     assert not torch.allclose(direct, mirrored)  # the mirror changes the answer
     want = [(phi_by_hand(direct[i].tolist(), int(labels[j])) + phi_by_hand(mirrored[i].tolist(), int(labels[j]))) / 2
             for i, j in enumerate(indices)]
-    got = LiRAAttack(LiRAAttack.Params(flip=True)).model_statistic(model, indices)
+    got = LiRAAttack(LiRAAttack.Params(flip=True)).model_signal(model, indices)
     assert got.tolist() == pytest.approx(want, rel=1e-5)
     assert model.images_queried == 3  # one mirrored query per sample, black box
-    plain = LiRAAttack().model_statistic(model, indices)
+    plain = LiRAAttack().model_signal(model, indices)
     assert plain.tolist() == pytest.approx([phi_by_hand(direct[i].tolist(), int(labels[j]))
                                             for i, j in enumerate(indices)], rel=1e-5)
     assert model.images_queried == 3  # no flip: no query

@@ -1,4 +1,4 @@
-"""Attacks declare what they need of shadow models (ShadowNeeds) and what they cost (query_cost);
+"""Attacks declare what they need of shadow models (ReferenceNeeds) and what they cost (query_cost);
 the planner and ``mibench validate`` read only those declarations."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
 from mibench.engine.plan import build_plan
 from mibench.registry.loading import default_manager, set_registry
-from mibench.sdk import NO_SHADOWS, ShadowNeeds, hookimpl
+from mibench.sdk import NO_REFERENCES, ReferenceNeeds, hookimpl
 from mibench_plugins.attacks.confidence import LossAttack
 
 
@@ -19,28 +19,36 @@ class PlainShadowLoss(LossAttack):
     """The loss attack, calibrated on plainly trained shadows whatever the grid says."""
 
     name = "loss-plain-shadows"
-    shadow_needs = ShadowNeeds(training="plain")
+    @classmethod
+    def needs(cls, params):
+        return ReferenceNeeds(training="plain")
 
 
 class LikeTargetLoss(LossAttack):
     """The loss attack, calibrated on shadows trained like the target whatever the grid says."""
 
     name = "loss-like-target"
-    shadow_needs = ShadowNeeds(training="like-target")
+    @classmethod
+    def needs(cls, params):
+        return ReferenceNeeds(training="like-target")
 
 
 class OnlineLoss(LossAttack):
     """Needs shadows trained on the target's evaluation samples."""
 
     name = "loss-online"
-    shadow_needs = ShadowNeeds(mode="online")
+    @classmethod
+    def needs(cls, params):
+        return ReferenceNeeds(mode="online")
 
 
 class Blind(LossAttack):
     """Uses no shadows at all."""
 
     name = "blind"
-    shadow_needs = NO_SHADOWS
+    @classmethod
+    def needs(cls, params):
+        return NO_REFERENCES
 
 
 class Costly(LossAttack):

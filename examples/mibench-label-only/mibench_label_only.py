@@ -6,7 +6,7 @@ asks the model for its predicted label on each. The score is the share of copies
 labelled correctly: a model tends to be right on its training samples even when
 they are moved a little. Only predicted labels are used, never confidences, and
 only black-box queries (``ModelView.query``); one global threshold is calibrated
-on the shadow models' members and non-members.
+on the reference models' members and non-members.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from mibench.sdk import (
     AttackOutput,
     ModelView,
     Params,
-    ShadowNeeds,
     best_threshold,
+    calibration_samples,
     hookimpl,
     tuning,
     unit_inputs,
@@ -50,7 +50,6 @@ class LabelOnlyAttack(Attack):
     name = "label-only-aug"
     Params = LabelOnlyParams
     needs_white_box = False
-    shadow_needs = ShadowNeeds(count=1)
     query_cost = float(COPIES)  # queries per sample and model
 
     def scores(self, model: ModelView, indices: np.ndarray, device: torch.device) -> np.ndarray:
@@ -65,15 +64,11 @@ class LabelOnlyAttack(Attack):
         return torch.cat(out).numpy() if out else np.zeros(0)
 
     def run(self, ctx: AttackContext) -> AttackOutput:
-        shadow_scores, membership = [], []
-        for shadow in ctx.shadows:
-            for indices, member in ((shadow.members, True), (shadow.nonmembers, False)):
-                shadow_scores.append(self.scores(shadow, indices, ctx.device))
-                membership.append(np.full(len(indices), member))
+        samples = calibration_samples(ctx.references)  # each reference model's members and non-members
+        calibration = np.concatenate([self.scores(s.model, s.indices, ctx.device) for s in samples])
+        threshold = best_threshold(calibration, np.concatenate([s.member for s in samples]))
         scores = self.scores(ctx.target, ctx.eval_indices, ctx.device)
-        calibration = np.concatenate(shadow_scores)
         info = {"copies": COPIES, "calibration_samples": len(calibration)}
-        threshold = best_threshold(calibration, np.concatenate(membership))
         return AttackOutput(scores, threshold, "global", info)
 
 

@@ -10,7 +10,7 @@ samples are reported as neither members nor non-members: they are not in
 
 Both networks train in :func:`train_epochs`, a loop written by hand from the
 Trainer's building blocks (the grid's optimiser, learning-rate schedule, batch
-size, augmentation and precision), to show them. ``job.trainer.fit`` with an
+size, augmentation and precision), to show them. ``ctx.trainer.fit`` with an
 :class:`~mibench.sdk.Objective` and ``targets=`` would do the same.
 """
 
@@ -43,17 +43,17 @@ class RefsetDistillParams(Params):
 
 
 def train_epochs(
-    job: TrainingContext, model: nn.Module, indices: np.ndarray, targets: torch.Tensor, desc: str
+    ctx: TrainingContext, model: nn.Module, indices: np.ndarray, targets: torch.Tensor, desc: str
 ) -> nn.Module:
     """Train ``model`` on pool samples ``indices`` with cross-entropy against ``targets``.
 
     ``targets`` holds one row per index: a class index, or a row of class
     probabilities (``F.cross_entropy`` takes either).
     """
-    trainer = job.trainer
+    trainer = ctx.trainer
     epochs = trainer.config.epochs
     x = trainer.inputs(indices)  # staged on the device once
-    targets = targets.to(job.device)
+    targets = targets.to(ctx.device)
     optimizer = trainer.make_optimizer(trainer.prepare(model).parameters())
     n_batches = -(-len(x) // trainer.config.batch_size)
     model.train()
@@ -78,19 +78,19 @@ class RefsetDistill(Defense):
     Params = RefsetDistillParams
     training_cost = 2.0  # a teacher on the private part, then a student on the whole split
 
-    def train(self, job: TrainingContext) -> TrainedModel:
+    def train(self, ctx: TrainingContext) -> TrainedModel:
         p = self.params
-        private, reference = carve_reference(job, p.reference_fraction)
-        labels = job.pool.labels
-        desc = job.trainer.desc
+        private, reference = carve_reference(ctx, p.reference_fraction)
+        labels = ctx.pool.labels
+        desc = ctx.trainer.desc
 
-        teacher = train_epochs(job, job.build_model(), private, labels[as_index(private)], f"{desc} (teacher)")
-        logits = predict_logits(teacher, job.pool, reference, job.device, job.trainer.config.eval_batch_size)
+        teacher = train_epochs(ctx, ctx.build_model(), private, labels[as_index(private)], f"{desc} (teacher)")
+        logits = predict_logits(teacher, ctx.pool, reference, ctx.device, ctx.trainer.config.eval_batch_size)
         soft = (logits / p.tau).softmax(1)
 
-        hard = F.one_hot(labels[as_index(private)], job.num_classes).float()
+        hard = F.one_hot(labels[as_index(private)], ctx.num_classes).float()
         both = np.concatenate([private, reference])
-        student = train_epochs(job, job.build_model(), both, torch.cat([hard, soft]), f"{desc} (student)")
+        student = train_epochs(ctx, ctx.build_model(), both, torch.cat([hard, soft]), f"{desc} (student)")
 
         teacher_acc = (logits.argmax(1) == labels[as_index(reference)]).float().mean()
         info = {"reference_size": int(len(reference)), "teacher_reference_acc": round(float(teacher_acc), 4)}

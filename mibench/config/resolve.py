@@ -16,7 +16,7 @@ from mibench.config.plugin_config import PluginConfig
 from mibench.config.seeds import shadow_seed
 from mibench.config.shapes import data_shape, forward_flops
 from mibench.registry.table import PluginInfo, Registry, UnknownPlugin
-from mibench.sdk import ShadowNeeds
+from mibench.sdk import ReferenceNeeds
 
 SECTIONS = {"datasets": "dataset", "architectures": "architecture", "defenses": "defense", "attacks": "attack"}
 
@@ -186,7 +186,7 @@ def _cross_checks(
         black_box_shadows = [f"{shadow_defense.label} (shadow.training)"]
     for i, entry in enumerate(grid.attacks):
         white = [a for a in resolved["attacks"] if a.name == entry.name and a.info.cls.needs_white_box]
-        blocked = black_box + (black_box_shadows if any(needs_of(a).uses_shadows for a in white) else [])
+        blocked = black_box + (black_box_shadows if any(needs_of(a).uses_references for a in white) else [])
         if white and blocked:
             problems.append(Problem(("attacks", i), f"attack {entry.name!r} needs white-box access, "
                                     f"but these defenses release black-box models only: {', '.join(blocked)}"))
@@ -203,7 +203,7 @@ def _cross_checks(
     return problems
 
 
-def needs_of(attack: PluginConfig) -> ShadowNeeds:
+def needs_of(attack: PluginConfig) -> ReferenceNeeds:
     """What an attack config needs of shadow models (its plugin's ``needs(params)``)."""
     return attack.info.cls.needs(attack.params)
 

@@ -2,7 +2,7 @@
 
 :class:`ModelAccess` is the engine's handle on a stored model: its splits, cached
 logits, black-box queries and (white box) its module. Shadows are given to attacks
-as they are (a :class:`~mibench.sdk.ShadowView`: the attacker trained them). The
+as they are (a :class:`~mibench.sdk.ReferenceView`: the attacker trained them). The
 target is given as a :class:`TargetView`, which has no member list and serves
 logits on the evaluation samples without saying which were members.
 """

@@ -34,10 +34,10 @@ def run_attack_job(job: Any, store: Store, device: torch.device, opener: Opener 
         return attack_record(key, out["membership"], out["threshold_mode"], out["info"])
     access = opener(store, job.target, device)
     target = TargetView(access)
-    uses_shadows = job.attack.info.cls.needs(job.attack.params).uses_shadows
+    uses_shadows = job.attack.info.cls.needs(job.attack.params).uses_references
     shadows = [opener(store, ref, device) for ref in job.shadows] if uses_shadows else []
     eval_indices, membership = access.evaluation()
-    ctx = AttackContext(pool=access.pool, target=target, shadows=shadows, device=device,
+    ctx = AttackContext(pool=access.pool, target=target, references=shadows, device=device,
                         seed=derived_seed(job.seed, "attack", job.attack.name), eval_indices=eval_indices,
                         **run_splits(job.target.run).attack_view())
     torch.manual_seed(ctx.seed)

@@ -3,12 +3,20 @@
 An attack sees models only through views. The target's :class:`ModelView` has no
 member list, and its evaluation samples come in pool order, so an attack cannot read
 the answer it is asked for: membership stays in the engine, which computes every
-metric from the scores. Shadow models are the attacker's own, so their
-:class:`ShadowView` does carry their members and non-members.
+metric from the scores. Reference models (the paper protocol's shadows, a pool's
+other models) are the attacker's own, so their :class:`ReferenceView` does carry their
+members and non-members.
+
+One word per concept: a *signal* is a per-model statistic of a sample (the loss,
+LiRA's scaled logit); a *decision rule* turns signals into scores and calls members
+(a per-class or global threshold calibrated on the reference models, or a comparison
+with the reference models' signals); *reference models* are every model an attack
+trains or is given besides the target (the grid's ``shadow:`` key configures them).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -53,8 +61,8 @@ class ModelView(Protocol):
 
 
 @runtime_checkable
-class ShadowView(ModelView, Protocol):
-    """A shadow model: the attacker trained it, so it knows its splits.
+class ReferenceView(ModelView, Protocol):
+    """A reference model: the attacker trained it, so it knows its splits.
 
     ``members`` trained it, ``nonmembers`` were held out; ``excluded`` are samples of
     its training split that its defense carved out (a reference set): neither.
@@ -65,9 +73,28 @@ class ShadowView(ModelView, Protocol):
     excluded: np.ndarray
 
 
+ShadowView = ReferenceView  # the 0.2 name, kept until 0.4
+
+
+def deprecated(old: str, new: str) -> None:
+    """Warn that a plugin uses the 0.2 SDK's ``old`` (it keeps working until 0.4)."""
+    warnings.warn(f"{old} is deprecated since mibench 0.3 and goes in 0.4; use {new}", DeprecationWarning,
+                  stacklevel=3)
+
+
+def overrides(obj: Any, name: str, base: type) -> bool:
+    """Whether ``obj``'s class defines ``name`` below ``base`` (a 0.2 plugin's hook method or attribute)."""
+    for klass in type(obj).__mro__ if not isinstance(obj, type) else obj.__mro__:
+        if klass is base:
+            return False
+        if name in vars(klass):
+            return True
+    return False
+
+
 @dataclass(frozen=True)
-class ShadowNeeds:
-    """What an attack needs of shadow models; the planner reads only this.
+class ReferenceNeeds:
+    """What an attack needs of reference models; the planner reads only this.
 
     ``count``: at least this many (0: the attack uses none; the grid's
     ``shadow.count`` says how many are trained). Under ``protocol: pool`` it is the
@@ -85,11 +112,17 @@ class ShadowNeeds:
     training: Literal["grid", "like-target", "plain"] = "grid"
 
     @property
-    def uses_shadows(self) -> bool:
+    def uses_references(self) -> bool:
         return self.count > 0
 
+    @property
+    def uses_shadows(self) -> bool:  # the 0.2 name
+        return self.uses_references
 
-NO_SHADOWS = ShadowNeeds(count=0)
+
+NO_REFERENCES = ReferenceNeeds(count=0)
+ShadowNeeds = ReferenceNeeds  # the 0.2 names, kept until 0.4
+NO_SHADOWS = NO_REFERENCES
 
 
 @dataclass(frozen=True)
@@ -141,51 +174,60 @@ class AttackContext:
     attacks draw population samples ``z`` from it. ``seed`` seeds whatever the
     attack draws at random.
 
-    Under ``protocol: paper`` the shadows trained on halves of the population and
-    never on an evaluation sample (offline). Under ``protocol: pool`` the shadows
-    are the pool's other models (the target's reference models): each trained on
-    about half of the evaluation samples (online), none on the population, and
-    ``pool_models`` is M. Every sample is IN for exactly M // 2 models, so the number
+    Under ``protocol: paper`` the reference models are shadows that trained on halves
+    of the population and never on an evaluation sample (offline). Under ``protocol:
+    pool`` they are the pool's other models: each trained on about half of the
+    evaluation samples (online), none on the population, and ``pool_models`` is M. Every sample is IN for exactly M // 2 models, so the number
     of a sample's IN references gives the target's membership away: an attack must
     use the same number of references per sample whatever the target's membership;
-    ``references`` (set by the protocol) says how many, and
-    :class:`~mibench.sdk.reference_attack.ReferenceAttack` applies it.
+    ``reference_rules`` (set by the protocol) says how many, and
+    :class:`~mibench.sdk.reference_attack.ReferenceAttack` applies them.
     """
 
     pool: Pool
     target: ModelView
-    shadows: list[ShadowView]
+    references: list[ReferenceView]
     device: torch.device
     seed: int
     eval_indices: np.ndarray
     population: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pool_models: int = 0  # protocol: pool: M, the target and its M - 1 references; 0 under the paper's protocol
-    references: ReferenceRules = field(default_factory=ReferenceRules)
+    reference_rules: ReferenceRules = field(default_factory=ReferenceRules)
+
+    @property
+    def shadows(self) -> list[ReferenceView]:
+        """The 0.2 name of :attr:`references`, kept until 0.4."""
+        deprecated("AttackContext.shadows", "AttackContext.references")
+        return self.references
 
 
 class Attack(Plugin):
     """Scores the target's evaluation samples; higher means member.
 
     Declare ``needs_white_box`` for an attack that reads weights or gradients,
-    ``shadow_needs`` for what it needs of shadow models, and ``query_cost`` (model
+    :meth:`needs` for what it needs of reference models, and ``query_cost`` (model
     passes per sample and model, beyond one cached prediction) for ``mibench
     validate``'s compute estimate.
     """
 
     kind: ClassVar[str] = "attack"
     needs_white_box: ClassVar[bool] = False
-    shadow_needs: ClassVar[ShadowNeeds] = ShadowNeeds()
     query_cost: ClassVar[float] = 0.0
+    shadow_needs: ClassVar[ReferenceNeeds] = ReferenceNeeds()  # 0.2: read by needs() when a class sets it
 
     @classmethod
-    def needs(cls, params: Any) -> ShadowNeeds:
-        """What this attack, with ``params``, needs of shadow models: ``shadow_needs`` unless overridden.
+    def needs(cls, params: Any) -> ReferenceNeeds:
+        """What this attack, with ``params``, needs of reference models: one, trained as the grid says.
 
-        Override it when a param changes the need (LiRA's ``mode: online`` needs
-        reference models trained on the evaluation samples); the planner and
-        ``mibench validate`` read only this.
+        The one way to declare it: override it (``return NO_REFERENCES`` for an attack
+        that uses none; LiRA's ``mode: online`` needs references trained on the
+        evaluation samples). The planner and ``mibench validate`` read only this. A 0.2
+        class attribute ``shadow_needs`` is still read, with a DeprecationWarning.
         """
-        return cls.shadow_needs
+        if overrides(cls, "shadow_needs", Attack):
+            deprecated(f"{cls.__name__}.shadow_needs", "a needs(cls, params) classmethod")
+            return cls.shadow_needs
+        return ReferenceNeeds()
 
     def run(self, ctx: AttackContext) -> AttackOutput:
         raise NotImplementedError

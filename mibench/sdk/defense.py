@@ -78,7 +78,8 @@ class Defense(Plugin):
         """
         return None
 
-    def train(self, job: TrainingContext) -> TrainedModel | Mapping[Any, TrainedModel]:
+    def train(self, ctx: TrainingContext) -> TrainedModel | Mapping[Any, TrainedModel]:
+        """Train on ``ctx.train_indices`` and release the model (or, with a ``release_param``, one per value)."""
         raise NotImplementedError
 
     def released_architecture(self, model: nn.Module) -> nn.Module:
@@ -98,11 +99,11 @@ class LossDefense(Defense):
     def objective(self, spec: ObjectiveSpec) -> Objective:
         raise NotImplementedError
 
-    def train(self, job: TrainingContext) -> TrainedModel:
-        model = job.build_model()
-        objective = self.objective(ObjectiveSpec(job.num_classes, feature_dim(model, job.pool)))
-        job.trainer.fit(model, job.train_indices, objective.to(job.device))
-        return TrainedModel(model, np.asarray(job.train_indices))
+    def train(self, ctx: TrainingContext) -> TrainedModel:
+        model = ctx.build_model()
+        objective = self.objective(ObjectiveSpec(ctx.num_classes, feature_dim(model, ctx.pool)))
+        ctx.trainer.fit(model, ctx.train_indices, objective.to(ctx.device))
+        return TrainedModel(model, np.asarray(ctx.train_indices))
 
 
 def feature_dim(model: nn.Module, pool: Pool) -> int:

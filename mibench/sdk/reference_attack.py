@@ -1,22 +1,25 @@
 """Base class for attacks that compare the target with reference models, sample by sample.
 
-The reference models are the shadow models. A subclass defines :meth:`ReferenceAttack.statistic`
-(logits, labels -> one number per sample, e.g. LiRA's scaled logit) and
-:meth:`ReferenceAttack.score`, which turns that statistic under the target and under
-each reference model (a :class:`Table`, which says which reference model trained on
-which sample) into one membership score per sample. The base builds the tables from
-cached logits, scores the target's evaluation samples (against population samples
-``z`` drawn from ``ctx.population`` when the attack asks for them) and calibrates a
-decision threshold.
+A subclass defines :meth:`ReferenceAttack.signal` (logits, labels -> one number per
+sample, e.g. LiRA's scaled logit) and its decision rule :meth:`ReferenceAttack.compare`,
+which turns that signal under the target and under each reference model (a
+:class:`Table`, which says which reference model trained on which sample) into one
+membership score per sample, with the attack context in hand. The base builds the
+tables from cached logits, scores the target's evaluation samples (against
+population samples ``z`` drawn from ``ctx.population`` when the attack asks for them)
+and calibrates a decision threshold.
 
-Calibration is leave-one-out on the shadows: each shadow in turn plays the target, on
-its own members and non-members, with the other shadows as its references (and only
+Calibration is leave-one-out on the reference models: each in turn plays the target,
+on its own members and non-members, with the others as its references (and only
 those that did not train on a sample count as OUT for it). A sample with too few OUT
 references gets a NaN score there and is left out. One global threshold maximising
 balanced accuracy over the pooled scores is kept; with a single shadow (nobody left
 to be a reference) there is none.
 
-The protocol's :class:`~mibench.sdk.ReferenceRules` (``ctx.references``) say how the
+0.2 plugins that define ``statistic``, ``model_statistic`` and ``score(x, z)`` keep
+working until 0.4, with a DeprecationWarning.
+
+The protocol's :class:`~mibench.sdk.ReferenceRules` (``ctx.reference_rules``) say how the
 tables may be used: under the pool protocol the base hands :meth:`ReferenceAttack.score`
 tables with the same number of IN and OUT references for every sample
 (:meth:`Table.balanced`), since the raw counts would tell the target's membership.
@@ -29,7 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mibench.sdk.attack import Attack, AttackContext, AttackOutput, ModelView, ReferenceRules, ShadowView
+from mibench.sdk.attack import (Attack, AttackContext, AttackOutput, ModelView, ReferenceView,
+                                deprecated, overrides)
 from mibench.sdk.thresholds import best_threshold
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def _is_out(model: ShadowView, indices: np.ndarray) -> np.ndarray:
+def _is_out(model: ReferenceView, indices: np.ndarray) -> np.ndarray:
     """True where ``model`` did not train on the sample: neither a member nor carved out of its split."""
     return ~np.isin(indices, model.members) & ~np.isin(indices, model.excluded)
 
@@ -106,46 +110,57 @@ def _is_out(model: ShadowView, indices: np.ndarray) -> np.ndarray:
 class ReferenceAttack(Attack):
     """Scores each sample by comparing the target's output with the reference models' outputs."""
 
-    def statistic(self, logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    def signal(self, logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
         """One number per row of ``logits`` (float64), the quantity the attack compares."""
+        if overrides(self, "statistic", ReferenceAttack):
+            deprecated(f"{type(self).__name__}.statistic", "signal(logits, labels)")
+            return self.statistic(logits, labels)
         raise NotImplementedError
 
     def population_size(self) -> int | None:
         """How many population samples :meth:`score` needs: 0 for none, None for all."""
         return 0
 
-    def score(self, x: Table, z: Table) -> np.ndarray:
+    def compare(self, x: Table, z: Table, ctx: AttackContext) -> np.ndarray:
         """One score per sample of ``x`` (higher = member), NaN where it cannot be scored.
 
         ``z`` holds population samples (none unless :meth:`population_size` asks):
         samples the target did not train on, each with at least one OUT reference.
+        ``ctx`` is the run's context (how many reference models, the protocol's
+        rules): read run state from it, never keep it on the instance.
         """
+        if overrides(self, "score", ReferenceAttack):
+            deprecated(f"{type(self).__name__}.score(x, z)", "compare(x, z, ctx)")
+            return self.score(x, z)
         raise NotImplementedError
 
     # ------------------------------------------------------------------------ the run
 
-    def model_statistic(self, model: ModelView, indices: np.ndarray) -> np.ndarray:
-        """The statistic of ``model`` on pool samples ``indices``: :meth:`statistic` of its cached logits.
+    def model_signal(self, model: ModelView, indices: np.ndarray) -> np.ndarray:
+        """The signal of ``model`` on pool samples ``indices``: :meth:`signal` of its cached logits.
 
         Override it to query the model on augmented copies too (LiRA's ``flip``).
         """
-        return np.asarray(self.statistic(model.logits(indices).double(), model.labels(indices)), dtype=np.float64)
+        if overrides(self, "model_statistic", ReferenceAttack):
+            deprecated(f"{type(self).__name__}.model_statistic", "model_signal(model, indices)")
+            return np.asarray(self.model_statistic(model, indices), dtype=np.float64)
+        return np.asarray(self.signal(model.logits(indices).double(), model.labels(indices)), dtype=np.float64)
 
     def run(self, ctx: AttackContext) -> AttackOutput:
-        shadows = ctx.shadows
+        shadows = ctx.references
         least = max(1, self.needs(self.params).count)
         if len(shadows) < least:
-            raise ValueError(f"attack {self.name!r} needs at least {least} shadow models, got {len(shadows)}")
+            raise ValueError(f"attack {self.name!r} needs at least {least} reference models, got {len(shadows)}")
         evals = ctx.eval_indices
         x = Table(
-            self.model_statistic(ctx.target, evals),
-            np.stack([self.model_statistic(s, evals) for s in shadows]),
+            self.model_signal(ctx.target, evals),
+            np.stack([self.model_signal(s, evals) for s in shadows]),
             np.stack([_is_out(s, evals) for s in shadows]),
             np.stack([np.isin(evals, s.members) for s in shadows]),
         )
         # As the protocol says (the pool's: as many references per side for every sample,
         # whatever the target's membership; one fewer in calibration, where a shadow is the target).
-        x = ctx.references.apply(x)
+        x = ctx.reference_rules.apply(x)
         # Every shadow on its own samples (the leave-one-out calibration) and on the
         # population (the references of the population samples z). Under the paper's
         # protocol both are the shadow half; under the pool protocol, the evaluation
@@ -153,18 +168,18 @@ class ReferenceAttack(Attack):
         own = np.unique(np.concatenate([np.concatenate([s.members, s.nonmembers]) for s in shadows]))
         population = np.asarray(ctx.population, dtype=np.int64)
         samples = np.union1d(own, population)
-        stats = np.stack([self.model_statistic(s, samples) for s in shadows])
+        stats = np.stack([self.model_signal(s, samples) for s in shadows])
         is_in = np.stack([np.isin(samples, s.members) for s in shadows])
         is_out = np.stack([_is_out(s, samples) for s in shadows])
         in_population = np.isin(samples, population)
         z_pos = self._draw_population(ctx.seed, is_out & in_population)
-        z_target = self.model_statistic(ctx.target, samples[z_pos]) if len(z_pos) else np.zeros(0)
+        z_target = self.model_signal(ctx.target, samples[z_pos]) if len(z_pos) else np.zeros(0)
         z = Table(z_target, stats[:, z_pos], is_out[:, z_pos], is_in[:, z_pos])
 
-        scores = self.score(x, z)
+        scores = self.compare(x, z, ctx)
         if not np.isfinite(scores).all():
             raise ValueError(f"attack {self.name!r} could not score {int((~np.isfinite(scores)).sum())} target samples")
-        threshold, n_cal = self._calibrate(stats, is_in, is_out, z_pos, ctx.references)
+        threshold, n_cal = self._calibrate(stats, is_in, is_out, z_pos, ctx)
         info = {"calibration_samples": n_cal, "population_samples": len(z_pos)}
         if threshold is None:
             return AttackOutput(scores, info=info)
@@ -183,12 +198,11 @@ class ReferenceAttack(Attack):
         return np.sort(np.random.default_rng(seed).choice(eligible, size, replace=False))
 
     def _calibrate(
-        self, stats: np.ndarray, is_in: np.ndarray, is_out: np.ndarray, z_pos: np.ndarray,
-        references: ReferenceRules = ReferenceRules(),
+        self, stats: np.ndarray, is_in: np.ndarray, is_out: np.ndarray, z_pos: np.ndarray, ctx: AttackContext,
     ) -> tuple[float | None, int]:
-        """Leave-one-out over the shadows: (global threshold or None, samples it was fitted on).
+        """Leave-one-out over the reference models: (global threshold or None, samples it was fitted on).
 
-        ``references``: the protocol's rules, applied with one reference per side held out.
+        The protocol's rules (``ctx.reference_rules``) apply with one reference per side held out.
 
         A sample a shadow neither trained on nor held out (a defense's carve-out) is
         not one of its calibration samples.
@@ -206,8 +220,9 @@ class ReferenceAttack(Attack):
             inside = is_in[others]
             xj = Table(stats[j], refs, out, inside)
             zt = Table(stats[j, zj], refs[:, zj], out[:, zj], inside[:, zj])
-            xj, zt = references.apply(xj, held_out=1), references.apply(zt, held_out=1)
-            s = self.score(xj, zt)
+            rules = ctx.reference_rules
+            xj, zt = rules.apply(xj, held_out=1), rules.apply(zt, held_out=1)
+            s = self.compare(xj, zt, ctx)
             keep = np.isfinite(s) & (is_in[j] | is_out[j])
             scores.append(s[keep])
             membership.append(is_in[j][keep])

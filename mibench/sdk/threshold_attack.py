@@ -1,11 +1,15 @@
-"""Base class for attacks that threshold one score per sample, calibrated on the shadows.
+"""Base class for attacks that threshold one signal per sample, calibrated on the reference models.
 
-A subclass defines :meth:`ThresholdAttack.score` (logits, labels -> one score per
-sample, higher = member), or, when the score needs more than the model's output
-(a white-box gradient), :meth:`ThresholdAttack.model_scores`. The base scores every
-shadow model on its own members and non-members, calibrates a threshold per class
-(or one global threshold) that maximises balanced accuracy there, and scores the
-target's evaluation samples.
+A subclass defines :meth:`ThresholdAttack.signal` (logits, labels -> one number per
+sample, higher = member), or, when the signal needs more than the model's output (a
+white-box gradient), :meth:`ThresholdAttack.model_signal`. The decision rule is a
+threshold per class (or one global threshold) that maximises balanced accuracy on
+the reference models' own members and non-members
+(:func:`~mibench.sdk.calibration.calibration_samples`); the scores are the target's
+signals on its evaluation samples.
+
+0.2 plugins that define ``score`` and ``model_scores`` keep working until 0.4, with a
+DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from mibench.sdk.attack import Attack, AttackContext, AttackOutput, ModelView
+from mibench.sdk.attack import Attack, AttackContext, AttackOutput, ModelView, deprecated, overrides
+from mibench.sdk.calibration import calibration_samples
 from mibench.sdk.params import Params
 from mibench.sdk.thresholds import best_threshold, per_class_thresholds
 
@@ -24,32 +29,35 @@ from mibench.sdk.thresholds import best_threshold, per_class_thresholds
 class ThresholdParams(Params):
     thresholds: Literal["per-class", "global"] = Field(
         "per-class",
-        description="Calibrate one threshold per class on the shadow models (the paper), or one for all.",
+        description="Calibrate one threshold per class on the reference models (the paper), or one for all.",
     )
 
 
 class ThresholdAttack(Attack):
     Params: ClassVar[type[Params]] = ThresholdParams
 
-    def score(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """One membership score per row of ``logits`` (higher = member)."""
+    def signal(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One membership signal per row of ``logits`` (higher = member)."""
+        if overrides(self, "score", ThresholdAttack):
+            deprecated(f"{type(self).__name__}.score", "signal(logits, labels)")
+            return self.score(logits, labels)
         raise NotImplementedError
 
-    def model_scores(self, model: ModelView, indices: np.ndarray) -> np.ndarray:
-        """Scores of ``model`` on pool samples ``indices``: by default :meth:`score` of its cached logits."""
-        return self.score(model.logits(indices).double(), model.labels(indices)).numpy()
+    def model_signal(self, model: ModelView, indices: np.ndarray) -> np.ndarray:
+        """Signals of ``model`` on pool samples ``indices``: by default :meth:`signal` of its cached logits."""
+        if overrides(self, "model_scores", ThresholdAttack):
+            deprecated(f"{type(self).__name__}.model_scores", "model_signal(model, indices)")
+            return np.asarray(self.model_scores(model, indices))
+        return np.asarray(self.signal(model.logits(indices).double(), model.labels(indices)))
 
     def run(self, ctx: AttackContext) -> AttackOutput:
-        cal_scores, cal_member, cal_labels = [], [], []
-        for shadow in ctx.shadows:
-            for indices, member in ((shadow.members, True), (shadow.nonmembers, False)):
-                cal_scores.append(self.model_scores(shadow, indices))
-                cal_member.append(np.full(len(indices), member))
-                cal_labels.append(shadow.labels(indices).numpy())
-        scores = self.model_scores(ctx.target, ctx.eval_indices)
-        if not cal_scores:
+        scores = self.model_signal(ctx.target, ctx.eval_indices)
+        samples = calibration_samples(ctx.references)
+        if not samples:
             return AttackOutput(scores=scores)
-        s, m, y = (np.concatenate(a) for a in (cal_scores, cal_member, cal_labels))
+        s = np.concatenate([self.model_signal(c.model, c.indices) for c in samples])
+        m = np.concatenate([c.member for c in samples])
+        y = np.concatenate([c.model.labels(c.indices).numpy() for c in samples])
         if self.params.thresholds == "global":
             return AttackOutput(scores, best_threshold(s, m), "global")
         return AttackOutput(scores, per_class_thresholds(s, m, y, ctx.pool.num_classes), "per-class")

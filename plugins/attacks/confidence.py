@@ -14,7 +14,7 @@ class LossAttack(ThresholdAttack):
 
     name = "loss"
 
-    def score(self, logits, labels):
+    def signal(self, logits, labels):
         # log p_y = log sigmoid(phi_y): unlike cross_entropy (g_y - logsumexp g), it keeps
         # its digits when p_y is within a rounding step of 1 (logit gaps past ~37 in float64).
         return F.logsigmoid(class_log_odds(logits, labels))
@@ -29,7 +29,7 @@ class EntropyAttack(ThresholdAttack):
 
     name = "entropy"
 
-    def score(self, logits, labels):
+    def signal(self, logits, labels):
         return entropy_score(logits)
 
 
@@ -53,7 +53,7 @@ class ModifiedEntropyAttack(ThresholdAttack):
 
     name = "m-entropy"
 
-    def score(self, logits, labels):
+    def signal(self, logits, labels):
         return -modified_entropy(logits, labels)
 
 

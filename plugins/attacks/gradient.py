@@ -75,7 +75,7 @@ class GradientNormAttack(ThresholdAttack):
     def batch_size(self) -> int:
         raise NotImplementedError
 
-    def model_scores(self, model, indices) -> np.ndarray:
+    def model_signal(self, model, indices) -> np.ndarray:
         module = model.module()
         return -map_batches(lambda x, y: self.norms(module, x, y), model.pool, indices, model.device,
                             self.batch_size(), desc=self.name)

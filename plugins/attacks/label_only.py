@@ -34,10 +34,9 @@ from mibench.sdk import (
     AttackOutput,
     ModelView,
     Params,
-    ShadowNeeds,
     best_threshold,
+    calibration_samples,
     hookimpl,
-    stratified_subsample,
     tuning,
     unit_inputs,
 )
@@ -82,7 +81,6 @@ class LabelOnlyAttack(Attack):
 
     name = "label-only"
     Params = LabelOnlyParams
-    shadow_needs = ShadowNeeds(count=1)
     query_cost = float(len(augmentations(1)))  # 18 at the default shift_radius 1 (50 at r = 2)
 
     def correct_copies(self, model: ModelView, indices: np.ndarray, device: torch.device) -> np.ndarray:
@@ -100,17 +98,12 @@ class LabelOnlyAttack(Attack):
         return counts
 
     def run(self, ctx: AttackContext) -> AttackOutput:
-        if not ctx.shadows:
-            raise ValueError(f"attack {self.name!r} needs at least 1 shadow model, got 0")
-        scores, membership = [], []
-        for shadow in ctx.shadows[: self.params.calibration_models]:
-            indices = np.concatenate([shadow.members, shadow.nonmembers])
-            member = np.r_[np.ones(len(shadow.members), bool), np.zeros(len(shadow.nonmembers), bool)]
-            keep = stratified_subsample(member, self.params.calibration_samples, ctx.seed)
-            scores.append(self.correct_copies(shadow, indices[keep], ctx.device))
-            membership.append(member[keep])
-        calibration = np.concatenate(scores)
-        threshold = best_threshold(calibration, np.concatenate(membership))
+        if not ctx.references:
+            raise ValueError(f"attack {self.name!r} needs at least 1 reference model, got 0")
+        samples = calibration_samples(ctx.references[: self.params.calibration_models],
+                                      per_model=self.params.calibration_samples, seed=ctx.seed)
+        calibration = np.concatenate([self.correct_copies(s.model, s.indices, ctx.device) for s in samples])
+        threshold = best_threshold(calibration, np.concatenate([s.member for s in samples]))
         info = {"copies": len(augmentations(self.params.shift_radius)), "calibration_samples": len(calibration)}
         return AttackOutput(self.correct_copies(ctx.target, ctx.eval_indices, ctx.device), threshold, "global", info)
 

@@ -61,7 +61,7 @@ import torch
 from pydantic import Field
 from scipy.special import log_ndtr
 
-from mibench.sdk import Params, ReferenceAttack, ShadowNeeds, Table, class_log_odds, hookimpl, unit_inputs
+from mibench.sdk import Params, ReferenceAttack, ReferenceNeeds, Table, class_log_odds, hookimpl, unit_inputs
 
 FLIP_BATCH = 1024  # samples per mirrored query batch
 
@@ -180,22 +180,19 @@ class LiRAAttack(ReferenceAttack):
 
     name = "lira"
     Params = LiRAParams
-    shadow_needs = ShadowNeeds(count=2)
-    _reference_models: int | None = None  # the run's shadow count, for fix_variance: auto
-    _pool: bool = False  # the run's references trained on evaluation samples (protocol: pool)
 
     @classmethod
     def needs(cls, params):
         if params is not None and params.mode == "online":
-            return ShadowNeeds(count=2, mode="online")
-        return cls.shadow_needs
+            return ReferenceNeeds(count=2, mode="online")
+        return ReferenceNeeds(count=2)
 
-    def statistic(self, logits, labels):
+    def signal(self, logits, labels):
         return scaled_logit(logits, labels)
 
-    def model_statistic(self, model, indices):
+    def model_signal(self, model, indices):
         """phi of the sample; with ``flip``, the mean of phi on the sample and on its mirror (black-box queries)."""
-        phi = super().model_statistic(model, indices)
+        phi = super().model_signal(model, indices)
         if not self.params.flip:
             return phi
         mirrored = [np.zeros(0)]
@@ -205,14 +202,11 @@ class LiRAAttack(ReferenceAttack):
             mirrored.append(scaled_logit(logits, model.labels(chunk)))
         return (phi + np.concatenate(mirrored)) / 2
 
-    def run(self, ctx):
-        self._reference_models = len(ctx.shadows)
-        self._pool = ctx.pool_models > 0
-        return super().run(ctx)
-
-    def score(self, x, z):
-        models = self._reference_models if self._reference_models is not None else len(x.refs)
-        fixed = uses_fixed_variance(self.params.fix_variance, self.params.mode, models, self._pool)
+    def compare(self, x, z, ctx):
+        # fix_variance: auto looks at the run's reference models (all of them, in calibration too) and
+        # whether they trained on evaluation samples (a pool's); both come from the context.
+        fixed = uses_fixed_variance(self.params.fix_variance, self.params.mode, len(ctx.references),
+                                    ctx.pool_models > 0)
         if self.params.mode == "online":
             return lira_online_scores(x, fixed)
         return lira_offline_scores(x, fixed)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mibench.sdk import Attack, AttackContext, AttackOutput, Params, hookimpl, progress_bar
+from mibench.sdk import Attack, AttackContext, AttackOutput, Params, calibration_samples, hookimpl, progress_bar
 
 
 class NNParams(Params):
@@ -91,15 +91,12 @@ class NNAttack(Attack):
         return attack_features(model.logits(indices), model.labels(indices), num_classes).to(device)
 
     def run(self, ctx: AttackContext) -> AttackOutput:
-        if not ctx.shadows:
-            raise ValueError("the NN attack needs shadow models to learn from")
+        if not ctx.references:
+            raise ValueError("the NN attack needs reference models to learn from")
         c = ctx.pool.num_classes
-        features, membership = [], []
-        for shadow in ctx.shadows:
-            for indices, member in ((shadow.members, True), (shadow.nonmembers, False)):
-                features.append(self.features(shadow, indices, c, ctx.device))
-                membership.append(torch.full((len(indices),), member))
-        x, m = torch.cat(features), torch.cat(membership)
+        samples = calibration_samples(ctx.references)
+        x = torch.cat([self.features(s.model, s.indices, c, ctx.device) for s in samples])
+        m = torch.as_tensor(np.concatenate([s.member for s in samples]))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(ctx.seed)
             net = attack_network(2 * c, list(self.params.hidden), self.params.dropout).to(ctx.device)

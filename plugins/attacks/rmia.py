@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from mibench.sdk import Params, ReferenceAttack, ShadowNeeds, Table, hookimpl, true_class_prob
+from mibench.sdk import Params, ReferenceAttack, ReferenceNeeds, Table, hookimpl, true_class_prob
 
 TINY = 1e-300  # floor of the marginal Pr(s), so that an LR is always finite
 
@@ -107,16 +107,16 @@ class RMIAAttack(ReferenceAttack):
     @classmethod
     def needs(cls, params):
         if params is not None and params.mode == "online":
-            return ShadowNeeds(count=1, mode="online")
-        return cls.shadow_needs
+            return ReferenceNeeds(count=1, mode="online")
+        return ReferenceNeeds()
 
-    def statistic(self, logits, labels):
+    def signal(self, logits, labels):
         return true_label_probability(logits, labels)
 
     def population_size(self):
         return self.params.population_size
 
-    def score(self, x, z):
+    def compare(self, x, z, ctx):
         p = self.params
         return dominance(likelihood_ratio(x, p.a, p.mode), likelihood_ratio(z, p.a, p.mode), resolved_gamma(p))
 

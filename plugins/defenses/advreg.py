@@ -159,11 +159,11 @@ class AdvReg(Defense):
     training_cost = 4.0  # each step adds 5 inference-model steps, each a classifier forward on two batches
     Params = AdvRegParams
 
-    def train(self, job: TrainingContext) -> TrainedModel:
-        members, reference = carve_reference(job, self.params.reference_fraction)
-        model = job.build_model()
-        objective = AdversarialObjective(self.params, model, job.trainer, members, reference)
-        job.trainer.fit(model, members, objective)
+    def train(self, ctx: TrainingContext) -> TrainedModel:
+        members, reference = carve_reference(ctx, self.params.reference_fraction)
+        model = ctx.build_model()
+        objective = AdversarialObjective(self.params, model, ctx.trainer, members, reference)
+        ctx.trainer.fit(model, members, objective)
         info = {
             "reference_size": int(len(reference)),
             "inference_balanced_acc": round(objective.balanced_accuracy(members, reference), 4),

@@ -91,21 +91,21 @@ class DMP(Defense):
     name = "dmp"
     Params = DMPParams
 
-    def train(self, job: TrainingContext) -> TrainedModel:
+    def train(self, ctx: TrainingContext) -> TrainedModel:
         p = self.params
-        private, reference = carve_reference(job, p.reference_fraction)
-        teacher = job.build_model()
-        job.trainer.fit(teacher, private, CrossEntropy(), desc=f"{job.trainer.desc} (dmp teacher)")
+        private, reference = carve_reference(ctx, p.reference_fraction)
+        teacher = ctx.build_model()
+        ctx.trainer.fit(teacher, private, CrossEntropy(), desc=f"{ctx.trainer.desc} (dmp teacher)")
 
-        logits = predict_logits(teacher, job.pool, reference, job.device, job.trainer.config.eval_batch_size)
+        logits = predict_logits(teacher, ctx.pool, reference, ctx.device, ctx.trainer.config.eval_batch_size)
         uncertainty = softmax_entropy(logits).numpy()
         chosen = lowest_entropy_per_class(uncertainty, logits.argmax(1).numpy(), p.keep_fraction)
         distilled = reference[chosen]
         soft = F.log_softmax(logits[torch.as_tensor(chosen)] / p.tau, dim=1)
 
-        student = job.build_model()
-        job.trainer.fit(student, distilled, SoftLabelKL(p.tau, p.tau_squared), targets=soft, desc=f"{job.trainer.desc} (dmp student)")
-        teacher_acc = (logits.argmax(1) == job.pool.labels[as_index(reference)]).float().mean()
+        student = ctx.build_model()
+        ctx.trainer.fit(student, distilled, SoftLabelKL(p.tau, p.tau_squared), targets=soft, desc=f"{ctx.trainer.desc} (dmp student)")
+        teacher_acc = (logits.argmax(1) == ctx.pool.labels[as_index(reference)]).float().mean()
         info = {
             "reference_size": int(len(reference)),
             "distilled": int(len(distilled)),

@@ -97,12 +97,12 @@ class DPSGD(Defense):
             return _validator().fix(model)
         return model
 
-    def train(self, job: TrainingContext) -> TrainedModel:
+    def train(self, ctx: TrainingContext) -> TrainedModel:
         validator = _validator()
         from opacus import PrivacyEngine
 
         p = self.params
-        model = job.build_model()
+        model = ctx.build_model()
         layers = batch_norm_layers(model)
         if layers and not p.fix_batchnorm:
             raise ValueError(
@@ -118,26 +118,26 @@ class DPSGD(Defense):
         if problems:
             raise ValueError("dp-sgd: Opacus cannot train this model: " + "; ".join(map(str, problems)))
 
-        indices = job.train_indices
+        indices = ctx.train_indices
         positions = DataLoader(
             TensorDataset(torch.arange(len(indices))),
-            batch_size=job.trainer.config.batch_size,
-            generator=torch.Generator().manual_seed(job.seed),
+            batch_size=ctx.trainer.config.batch_size,
+            generator=torch.Generator().manual_seed(ctx.seed),
         )
         with warnings.catch_warnings():  # seeded noise is the point here: runs must be reproducible
             warnings.filterwarnings("ignore", message="Secure RNG turned off")
             engine = PrivacyEngine(accountant=p.accountant)
         private_model, optimizer, loader = engine.make_private(
             module=model,
-            optimizer=job.trainer.make_optimizer(model.parameters()),
+            optimizer=ctx.trainer.make_optimizer(model.parameters()),
             data_loader=positions,
             noise_multiplier=p.noise_multiplier,
             max_grad_norm=p.max_grad_norm,
-            noise_generator=torch.Generator(device=job.device).manual_seed(job.seed + 1),
+            noise_generator=torch.Generator(device=ctx.device).manual_seed(ctx.seed + 1),
         )
         with warnings.catch_warnings():  # Opacus' hooks on the first layer, whose input needs no gradient
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            PrivateTrainer(job.trainer, optimizer, loader).fit(private_model, indices, CrossEntropy())
+            PrivateTrainer(ctx.trainer, optimizer, loader).fit(private_model, indices, CrossEntropy())
         info: dict[str, float | int | str] = {
             "epsilon": float(engine.get_epsilon(p.delta)),
             "delta": p.delta,

@@ -30,21 +30,21 @@ class EarlyStopping(Defense):
             return f"epoch {self.params.epoch} is beyond training.epochs ({epochs})"
         return None
 
-    def train(self, job: TrainingContext) -> dict[int, TrainedModel]:
-        epochs = sorted(job.release_values or (self.params.epoch,))
-        limit = job.trainer.config.epochs
+    def train(self, ctx: TrainingContext) -> dict[int, TrainedModel]:
+        epochs = sorted(ctx.release_values or (self.params.epoch,))
+        limit = ctx.trainer.config.epochs
         if epochs[-1] > limit:
             raise ValueError(f"early-stopping epoch {epochs[-1]} is beyond training.epochs ({limit})")
-        model = job.build_model()
+        model = ctx.build_model()
         released: dict[int, TrainedModel] = {}
-        members = np.asarray(job.train_indices)
+        members = np.asarray(ctx.train_indices)
 
         def keep(epoch, net):
             if epoch in epochs:
                 released[epoch] = TrainedModel(copy.deepcopy(net).eval(), members, {"released_epoch": epoch})
 
         # The schedule is the grid's full one; training stops once the last wanted epoch is saved.
-        job.trainer.fit(model, members, CrossEntropy().to(job.device), epochs=epochs[-1], on_epoch_end=keep)
+        ctx.trainer.fit(model, members, CrossEntropy().to(ctx.device), epochs=epochs[-1], on_epoch_end=keep)
         return released
 
 

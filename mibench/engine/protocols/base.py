@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 from mibench.config.errors import Problem
 from mibench.config.plugin_config import PluginConfig
 from mibench.engine.protocols.splits import Splits
-from mibench.sdk import ShadowNeeds
+from mibench.sdk import ReferenceNeeds
 
 if TYPE_CHECKING:
     from mibench.config.grid import Grid
@@ -69,7 +69,7 @@ class Protocol:
         """One line for ``mibench validate``: the protocol and its models."""
         return self.name
 
-    def attack_need(self, need: ShadowNeeds) -> str:
+    def attack_need(self, need: ReferenceNeeds) -> str:
         """One phrase: what an attack with ``need`` gets of reference models under this protocol."""
         raise NotImplementedError
 

@@ -13,7 +13,7 @@ from mibench.engine.models import ModelRef, TrainingRun
 from mibench.engine.plan import CellSpec, RunBook, shadow_defense, training_identity
 from mibench.engine.protocols.base import Assignment, Protocol
 from mibench.engine.protocols.splits import PaperSplits, Role
-from mibench.sdk import ShadowNeeds
+from mibench.sdk import ReferenceNeeds
 
 HOW = {"grid": "as shadow.training says", "like-target": "like the target", "plain": "plainly (shadow.plain)"}
 
@@ -41,7 +41,7 @@ class PaperProtocol(Protocol):
             problems.append(Problem(("attacks", position), f"attack {a.label!r} needs online reference models "
                                     "(trained on half of the target's evaluation samples); 'protocol: paper' trains "
                                     "offline shadows only: use 'protocol: pool'"))
-        needed = {a.label: needs_of(a).count for a in attacks if needs_of(a).uses_shadows}
+        needed = {a.label: needs_of(a).count for a in attacks if needs_of(a).uses_references}
         short = {label: n for label, n in needed.items() if grid.shadow.count < n}
         if short:
             names = ", ".join(f"{name} (at least {n})" if n > 1 else name for name, n in sorted(short.items()))
@@ -52,8 +52,8 @@ class PaperProtocol(Protocol):
     def describe(self, grid) -> str:
         return f"paper; shadows: {grid.shadow.count} per target, training {grid.shadow.training}"
 
-    def attack_need(self, need: ShadowNeeds) -> str:
-        if not need.uses_shadows:
+    def attack_need(self, need: ReferenceNeeds) -> str:
+        if not need.uses_references:
             return "the target alone"
         return f"at least {need.count} offline shadow model{'s' if need.count > 1 else ''}, trained {HOW[need.training]}"
 
@@ -73,11 +73,11 @@ class PaperProtocol(Protocol):
                                         role, seed, protocol=self), value)
 
         target = run(spec.defense, Role("target"), spec.seed)
-        count = self.shadow_count if any(needs_of(a).uses_shadows for a in resolved.attacks) else 0
+        count = self.shadow_count if any(needs_of(a).uses_references for a in resolved.attacks) else 0
         assignments = []
         for attack in resolved.attacks:
             shadows: tuple[ModelRef, ...] = ()
-            if needs_of(attack).uses_shadows:
+            if needs_of(attack).uses_references:
                 defense = shadow_defense(resolved, attack, spec.defense)
                 shadows = tuple(run(defense, Role("shadow", i, reference=True), shadow_seed(spec.seed, i))
                                 for i in range(count))

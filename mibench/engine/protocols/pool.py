@@ -24,7 +24,7 @@ from mibench.engine.plan import CellSpec, RunBook, training_identity
 from mibench.engine.protocols.base import Assignment, Protocol
 from mibench.engine.protocols.splits import PoolSplits, Role
 from mibench.engine.store import Store, stable_hash
-from mibench.sdk import ShadowNeeds
+from mibench.sdk import ReferenceNeeds
 
 SPREAD = ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr")
 
@@ -70,8 +70,8 @@ class PoolProtocol(Protocol):
         return (f"pool: {self.models} models per defense config and seed, each on half of "
                 f"{self.dataset_fraction:.0%} of the pool; each the target once, the others its references")
 
-    def attack_need(self, need: ShadowNeeds) -> str:
-        if not need.uses_shadows:
+    def attack_need(self, need: ReferenceNeeds) -> str:
+        if not need.uses_references:
             return "the target alone"
         side = f"{need.count} IN and {need.count} OUT" if need.mode == "online" else f"{need.count} OUT"
         return f"the pool's other models as references (at least {side} per sample)"
@@ -92,7 +92,7 @@ class PoolProtocol(Protocol):
                   for m in range(self.models)]
         assignments = []
         for attack in resolved.attacks:
-            uses = needs_of(attack).uses_shadows
+            uses = needs_of(attack).uses_references
             for m, target in enumerate(models):
                 references = tuple(r for i, r in enumerate(models) if i != m) if uses else ()
                 assignments.append(Assignment(attack, target, references))

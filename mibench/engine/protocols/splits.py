@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mibench.registry.code import code_digest
-from mibench.sdk.reference_attack import ReferenceRules
+from mibench.sdk.attack import ReferenceRules
 from mibench.sdk.sampling import seeded_rng as _rng
 
 
@@ -192,4 +192,4 @@ class PoolSplits(Splits):
         same count per side for every sample (:class:`~mibench.sdk.ReferenceRules`).
         """
         return {"population": self.population, "pool_models": self.models,
-                "references": ReferenceRules(per_side=self.models // 2 - 1)}
+                "reference_rules": ReferenceRules(per_side=self.models // 2 - 1)}
