@@ -13,6 +13,8 @@ from mibench.config.resolve import load_grid
 from mibench_plugins.attacks.rmia import RMIAAttack
 from tests.grids import digits_grid, run_grid
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 ALL_ATTACKS = ["loss", "entropy", "m-entropy", "nn", "gradx-l2", "gradw-l2", "lira", "rmia"]
 GRID = digits_grid(attacks="[loss, entropy, m-entropy, {name: nn, params: {epochs: 10}}, gradx-l2, gradw-l2, lira, rmia]",
                    shadow=3)

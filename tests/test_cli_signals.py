@@ -14,6 +14,9 @@ from click.testing import CliRunner
 
 from mibench.cli.main import main
 from tests.conftest import DIGITS_GRID
+import pytest
+
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
 
 ENV = {**os.environ, "MIBENCH_PROGRESS": "0"}
 

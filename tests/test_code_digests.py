@@ -22,6 +22,8 @@ from mibench.registry.code import module_closure, plugin_digest
 from mibench.registry.loading import PluginManager
 from mibench.runner import Runner
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 DEFENSE = """
 import torch.nn.functional as F
 

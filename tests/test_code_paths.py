@@ -19,6 +19,8 @@ import pytest
 import mibench
 from mibench.registry.code import code_path_modules
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 KEYS = """
 import json, sys
 from pathlib import Path

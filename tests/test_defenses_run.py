@@ -13,6 +13,8 @@ from mibench.engine.plan import build_plan
 from mibench.runner import Runner
 from tests.conftest import DIGITS_GRID
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 DEFENSES = """defenses:
   - label-smoothing
   - confidence-penalty

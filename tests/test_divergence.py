@@ -27,6 +27,8 @@ from mibench_plugins.architectures.small import MLP
 from tests.conftest import _digits_pool
 from tests.grids import digits_grid, run_grid
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 
 class Cross(Objective):
     """Plain cross-entropy."""

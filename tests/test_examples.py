@@ -16,6 +16,8 @@ from mibench.config.resolve import load_grid
 from tests.conftest import DIGITS_GRID
 from tests.grids import digits_grid, run_grid
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 DIGITS_TARGET_MEMBERS = 450  # the target's training split on digits (1,797 samples)
 DIGITS_EVAL = 899  # its members and non-members
 

@@ -17,6 +17,8 @@ from mibench.runner import Runner
 from tests.grids import run_grid
 from tests.plugins.faulty import DIE_ONCE_MARKER
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 GRID = """
 name: executors
 device: cpu

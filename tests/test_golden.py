@@ -42,6 +42,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 HERE = Path(__file__).parent / "golden"
 EXACT = ["scoring-paper", "scoring-pool"]
 TRAINED = ["digits", "fashion-mnist"]

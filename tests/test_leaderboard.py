@@ -16,6 +16,8 @@ from mibench.report.results import leaderboard
 from mibench.runner import Runner
 from tests.grids import digits_grid
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 GRID = digits_grid(seeds="[0, 1]", epochs=3)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 GOOD_DEFENSE = """
 from mibench.sdk import LossDefense, Params, hookimpl
 from mibench_plugins.defenses.ce import CrossEntropy

@@ -19,6 +19,8 @@ from mibench.engine.protocols.splits import PaperSplits, PoolSplits, Role
 from mibench.engine.store import Store
 from mibench.runner import Runner
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 # ----------------------------------------------------------------------------- splits
 
 

@@ -18,6 +18,8 @@ from mibench.execution.executor import STORE
 from mibench.runner import Runner
 from tests.grids import digits_grid
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 GRID = digits_grid(epochs=2, attacks="[loss, lira, rmia]")
 
 

@@ -15,6 +15,8 @@ from click.testing import CliRunner
 from mibench.cli.main import main
 from mibench.report.page import REPORT_NAME, write_report
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 GRID = """
 name: digits-report
 seeds: [0]

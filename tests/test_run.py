@@ -16,6 +16,8 @@ from mibench.runner import Runner
 from tests.conftest import DIGITS_GRID
 from tests.grids import digits_grid, run_grid
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 
 def run(write_grid, registry, out, text=DIGITS_GRID):
     return run_grid(write_grid, registry, out, text).summary

@@ -13,6 +13,9 @@ from mibench.engine.plan import build_plan
 from mibench.runner import Runner
 from mibench.engine.store import Store
 from tests.conftest import DIGITS_GRID
+import pytest
+
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
 
 GRID = (
     DIGITS_GRID.replace("defenses: [ce]", "defenses: [advreg, dmp, {name: dp-sgd, params: {noise_multiplier: 0.8}}]")

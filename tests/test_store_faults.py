@@ -20,6 +20,8 @@ from mibench.engine.store import Store, atomic_write
 from mibench.execution.executor import Executor
 from tests.grids import digits_grid, run_grid
 
+pytestmark = pytest.mark.slow  # end to end: trains models or starts processes
+
 GRID = digits_grid(epochs=3, attacks="[loss, m-entropy]")
 METRICS = ["dataset", "defense", "seed", "attack", "status", "train_acc", "test_acc", "auc", "tpr_at_1pct_fpr",
            "balanced_acc", "target_model", "attack_output"]
