@@ -28,8 +28,9 @@ CASES = {
     "duplicate key": ("validate", GOOD + "seeds: [0]\nseeds: [1]\n",
                       ":8: seeds: key repeated on lines 7 and 8; give it once"),
     "oversized file": ("validate", GOOD + "# " + "x" * 1_100_000 + "\n",
-                       ": (top level): file is 1,100,")  # then "... bytes; a grid file may have at most 1,000,000"
-    ,
+                       ": (top level): file is larger than 1,000,000 bytes, the most a grid file may have"),
+    "5,000-digit epochs": ("validate", GOOD + "training:\n  epochs: " + "9" * 5000 + "\n",
+                           ":8: training.epochs: is a number of 5,000 digits; at most 4,300 are read"),
     "infinite lr": ("validate", GOOD + "training:\n  optimizer: {lr: .inf}\n",
                     ":8: training.optimizer.lr: Input should be a finite number"),
     "huge lr": ("validate", GOOD + "training:\n  optimizer: {lr: 1e300}\n",
@@ -111,3 +112,34 @@ def test_a_read_only_output_directory_is_one_line(tmp_path, cli_registry, existi
         subprocess.run(["chattr", "-i", str(out)])
     assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
     assert result.output.strip() == f"error: output {out}: cannot write there: Operation not permitted"
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_a_grid_that_is_not_a_regular_file_is_refused_without_reading_it(kind, tmp_path):
+    """/dev/zero has st_size 0 and never ends; a FIFO blocks its reader: both are refused from stat alone."""
+    import subprocess
+    import sys
+
+    path = "/dev/zero" if kind == "device" else str(tmp_path / "grid.yaml")
+    if kind == "fifo":
+        os.mkfifo(path)
+    done = subprocess.run([sys.executable, "-c", "from mibench.cli.main import main; main()", "validate", path],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "MIBENCH_PROGRESS": "0"})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: {path}: (top level): is not a regular file (a device, FIFO or socket); a grid must be a file"]
+
+
+def test_many_problems_are_capped_and_long_values_are_cut(tmp_path, cli_registry):
+    """10,000 bad entries give 20 lines and a count; a 500 KB value is quoted as its first 80 characters."""
+    many = GOOD.replace("defenses: [ce]", "defenses: [" + ", ".join(f"nope{i}" for i in range(10_000)) + "]")
+    path = tmp_path / "many.yaml"
+    path.write_text(many)
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and lines[0] == "errors:" and len(lines) == 22
+    assert lines[-1] == f"{path}: and 9,980 more problems"
+    path.write_text(GOOD.replace("defenses: [ce]", "defenses: [" + "y" * 500_000 + "]"))
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2 and len(result.output) < 1000, len(result.output)  # not 500 KB
+    assert "... (500,000 characters); registered:" in result.output

@@ -159,3 +159,15 @@ def test_png_roc_command_still_works(run_dir):
     result = CliRunner().invoke(main, ["roc", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert len(list((run_dir / "plots").glob("roc-*.png"))) == 2
+
+
+def test_labels_with_dollar_signs_are_drawn_as_plain_text():
+    """A '$' in a name is not mathtext: an odd one used to raise inside matplotlib and lose the report."""
+    import numpy as np
+    import pandas as pd
+
+    from mibench.report.figures import roc_svg
+
+    rows = pd.DataFrame({"defense": ["cost $5 ^$_ {", "plain"], "auc": [0.6, 0.5], "n_nonmembers": [10, 10]})
+    svg = roc_svg(rows, lambda row: (np.linspace(0, 1, 5), np.linspace(0, 1, 5)), "run $x^$ / seed 0")
+    assert "cost $5 ^$_ {" in svg and "run $x^$ / seed 0" in svg

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
 
 Path_ = tuple[str | int, ...]
 
+MAX_PROBLEMS = 20  # lines reported; the rest are counted ("and N more problems")
+MAX_QUOTED = 80  # characters of a bad value quoted back; longer ones are cut, with their length
+
 
 def dotted(path: Path_) -> str:
     """('defenses', 1, 'params', 'alpha') -> 'defenses[1].params.alpha'."""
@@ -39,7 +42,18 @@ class ConfigError(Exception):
     def __init__(self, filename: str, problems: Sequence[Problem]) -> None:
         self.filename = filename
         self.problems = list(problems)
-        super().__init__("\n".join(p.format(filename) for p in self.problems))
+        lines = [p.format(filename) for p in self.problems[:MAX_PROBLEMS]]
+        if len(self.problems) > MAX_PROBLEMS:
+            lines.append(f"{filename}: and {len(self.problems) - MAX_PROBLEMS:,} more problems")
+        super().__init__("\n".join(lines))
+
+
+def quoted(value: Any) -> str:
+    """``repr(value)``, cut to ``MAX_QUOTED`` characters (a 500 KB string is not echoed back whole)."""
+    text = repr(value)
+    if len(text) <= MAX_QUOTED:
+        return text
+    return f"{text[:MAX_QUOTED]}... ({len(text):,} characters)"
 
 
 def describe(err: dict[str, Any]) -> str:
@@ -48,7 +62,7 @@ def describe(err: dict[str, Any]) -> str:
     if err["type"] in {"missing", "extra_forbidden"}:
         return "field required" if err["type"] == "missing" else "unknown key"
     if "input" in err and not isinstance(err["input"], (dict, list)):
-        return f"{msg} (got {err['input']!r})"
+        return f"{msg} (got {quoted(err['input'])})"
     return msg
 
 

@@ -1,7 +1,9 @@
 """Reading YAML together with the line of every key and list item, refusing hostile files early.
 
-A grid file is refused before anything is built from it when it is larger than
-``MAX_BYTES``, when aliases would expand it to more than ``MAX_NODES`` nodes (a
+A grid file is refused before anything is built from it when it is not a regular file
+(a device such as /dev/zero, a FIFO: their size says nothing and reading them never
+ends), when it is larger than ``MAX_BYTES`` (at most that many bytes plus one are read,
+whatever ``stat`` says), when a number has more digits than Python converts, when aliases would expand it to more than ``MAX_NODES`` nodes (a
 "billion laughs" file is a few hundred bytes that expand to 10^9), or when a mapping
 repeats a key (YAML keeps the last value silently; a grid that says ``seeds:`` twice
 is a mistake).
@@ -9,6 +11,7 @@ is a mistake).
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,8 @@ from mibench.config.errors import ConfigError, Path_, Problem
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 100_000
+MAX_DIGITS = 4_300  # Python's int conversion limit (sys.get_int_max_str_digits)
+INT_TAG = "tag:yaml.org,2002:int"
 
 
 class LineMap:
@@ -76,6 +81,9 @@ def _duplicate_keys(node: yaml.Node, path: Path_, seen: set[int], out: list[Prob
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _duplicate_keys(item, (*path, i), seen, out)
+    elif node.tag == INT_TAG and len(node.value) > MAX_DIGITS:
+        out.append(Problem(path, f"is a number of {len(node.value):,} digits; at most {MAX_DIGITS:,} are read",
+                           node.start_mark.line + 1))
 
 
 def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
@@ -95,14 +103,21 @@ def load_yaml(path: str | Path) -> tuple[Any, LineMap]:
     """The document at ``path`` and its line map; a missing, hostile or bad file is a ConfigError."""
     path = Path(path).expanduser()
     name = str(path)
+    too_big = Problem((), f"file is larger than {MAX_BYTES:,} bytes, the most a grid file may have")
     try:
-        size = path.stat().st_size
-        if path.is_dir():
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
             raise ConfigError(name, [Problem((), "is a directory, not a grid file")])
-        if size > MAX_BYTES:
-            raise ConfigError(name, [Problem((), f"file is {size:,} bytes; a grid file may have at most "
-                                                 f"{MAX_BYTES:,}")])
-        text = path.read_text(encoding="utf-8")
+        if not stat.S_ISREG(mode):
+            raise ConfigError(name, [Problem((), "is not a regular file (a device, FIFO or socket); "
+                                                 "a grid must be a file")])
+        if path.stat().st_size > MAX_BYTES:
+            raise ConfigError(name, [too_big])
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)  # whatever stat said: a file can grow, or lie
+        if len(raw) > MAX_BYTES:
+            raise ConfigError(name, [too_big])
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(name, [Problem((), "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -40,7 +40,8 @@ class PluginError(Exception):
 class UnknownPlugin(PluginError):
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         self.kind, self.name, self.known = kind, name, known
-        super().__init__(f"unknown {kind} {name!r}; registered: {', '.join(known) or 'none'}")
+        shown = repr(name) if len(repr(name)) <= 80 else f"{repr(name)[:80]}... ({len(name):,} characters)"
+        super().__init__(f"unknown {kind} {shown}; registered: {', '.join(known) or 'none'}")
 
 
 @lru_cache(maxsize=None)

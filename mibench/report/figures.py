@@ -19,12 +19,9 @@ _salt = itertools.count()
 
 
 def _plt():
-    import matplotlib
+    from mibench.report.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def to_svg(fig) -> str:

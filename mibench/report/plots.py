@@ -17,6 +17,21 @@ from mibench.engine.layout import RunLayout
 from mibench.engine.store import Store
 
 
+def pyplot():
+    """matplotlib's pyplot, headless, with every label drawn as plain text.
+
+    Labels are names from grids and plugins: a ``$`` in one must not be read as
+    mathtext (an unbalanced or odd one would raise and lose the whole report).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def roc_points(store: Store, key: str) -> tuple[np.ndarray, np.ndarray]:
     """(FPR, TPR) of the exact ROC curve of one stored attack output."""
     arrays = store.load_arrays("attacks", key)
@@ -29,11 +44,7 @@ def roc_figure(rows: pd.DataFrame, points: Callable[[pd.Series], tuple[np.ndarra
 
     Rates are floored at one non-member (``1 / n_nonmembers``) so that a log axis can show them.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     floor = 1.0 / max(int(rows["n_nonmembers"].max()), 1)
     for _, row in rows.iterrows():
@@ -54,10 +65,7 @@ def draw_rocs(run_dir: Path, seed: int | None = None) -> list[Path]:
     Figures go to ``run_dir/plots/``; returns their paths. ``seed`` picks the run
     (default: the smallest seed present).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     layout = RunLayout(run_dir)
     results = pd.read_csv(layout.results_csv)
