@@ -88,3 +88,65 @@ def test_ctrl_c_in_another_command_says_interrupted(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["validate", str(grid)])
     assert result.exit_code == 130
     assert result.output == "interrupted\n"
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc), the forkserver and its workers included."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_no_worker_outlives_a_stopped_local_run(tmp_path, sig):
+    """SIGTERM stops a local run like Ctrl-C (one line, exit 143); after SIGTERM or kill -9 no process survives 5 s."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(DIGITS_GRID.replace("epochs: 12", "epochs: 400"))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "mibench", "run", str(grid), "--output", str(out),
+                             "--executor", "local", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV, cwd=tmp_path)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in proc.stderr), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: sum(line.startswith("train ") for line in list(lines)) >= 2, proc)
+        workers = _descendants(proc.pid)
+        assert len(workers) >= 3, workers  # the forkserver and two workers, at least
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.1)
+        assert not [p for p in workers if _alive(p)], "processes outlived the run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for p in _descendants(proc.pid):
+            os.kill(p, signal.SIGKILL)
+    reader.join(timeout=10)
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143
+        assert lines[-1] == f"terminated; finished work is kept in {out} and a rerun resumes it", lines
+        assert not any("Traceback" in line for line in lines)
+    else:
+        assert proc.returncode == -signal.SIGKILL

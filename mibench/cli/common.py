@@ -1,6 +1,7 @@
 """What every subcommand shares: loading plugins and grids, and turning errors into exit codes.
 
 Exit codes: 0 done, 1 a run with failed cells, 2 a usage or config error, 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM)
 (Ctrl-C). This module imports nothing heavy: a command imports torch, the plugins and the
 engine inside its function, after the grid file has passed its schema, so a malformed
 grid is refused in well under a second.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NoReturn, TypeVar
 
@@ -23,6 +25,30 @@ if TYPE_CHECKING:
 
 USAGE_ERROR = 2
 INTERRUPTED = 130  # 128 + SIGINT, the shell's code for a command stopped by Ctrl-C
+TERMINATED = 143  # 128 + SIGTERM: what timeout, Slurm and Kubernetes send to stop a job
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that a run stops the same way (workers killed, work kept)."""
+
+
+@contextmanager
+def sigterm_stops():
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread (the previous handler comes back after)."""
+    import signal
+    import threading
+
+    def handler(signum, frame):
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 F = TypeVar("F", bound=Callable)
 
 # Errors that a command reports as their one-line message (exit 2): (module, class name).
@@ -37,11 +63,12 @@ def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
     sys.exit(code)
 
 
-def interrupted(output_dir: Path | None = None) -> NoReturn:
-    """Ctrl-C: one line on stderr, exit 130, no traceback."""
+def interrupted(output_dir: Path | None = None, exc: BaseException | None = None) -> NoReturn:
+    """Ctrl-C (exit 130) or SIGTERM (exit 143): one line on stderr, no traceback."""
+    word, code = ("terminated", TERMINATED) if isinstance(exc, Terminated) else ("interrupted", INTERRUPTED)
     if output_dir is None:
-        fail("interrupted", INTERRUPTED)
-    fail(f"interrupted; finished work is kept in {output_dir} and a rerun resumes it", INTERRUPTED)
+        fail(word, code)
+    fail(f"{word}; finished work is kept in {output_dir} and a rerun resumes it", code)
 
 
 def _one_line_error(exc: Exception) -> bool:

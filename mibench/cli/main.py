@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 import mibench
-from mibench.cli.common import interrupted
+from mibench.cli.common import interrupted, sigterm_stops
 from mibench.cli.exposed_cmd import exposed_command
 from mibench.cli.leaderboard_cmd import leaderboard_command
 from mibench.cli.plugins_cmd import plugins_command
@@ -24,9 +24,10 @@ class MibenchGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            interrupted()
+            with sigterm_stops():
+                return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            interrupted(exc=exc)
 
 
 @click.group(cls=MibenchGroup, context_settings={"help_option_names": ["-h", "--help"]})

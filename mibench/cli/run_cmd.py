@@ -68,8 +68,8 @@ def run_command(grid_file: str, output: Path | None, device: str | None, executo
         output_dir = runner.output_dir
         summary = runner.run()
         _report(summary, page=not no_report)
-    except KeyboardInterrupt:
-        interrupted(output_dir)
+    except KeyboardInterrupt as exc:
+        interrupted(output_dir, exc)
 
 
 def _write_page(output_dir: Path) -> None:

@@ -51,8 +51,33 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _die_with(parent: int, interval: float = 0.5) -> None:
+    """End this worker as soon as process ``parent`` (the run) is gone, however it ended.
+
+    A worker's own parent is the forkserver, so the kernel's parent-death signal alone
+    would not fire when the run is killed (kill -9, OOM): a daemon thread watches the
+    run's pid and ends the worker at once, with the job it was running; that job's lock
+    goes with it and a rerun does it again.
+    """
+    import threading
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # pid reused by another user's process: ours is gone
+                os._exit(1)
+            time.sleep(interval)
+
+    threading.Thread(target=watch, name="mibench-watchdog", daemon=True).start()
+
+
 def _worker(name: str, threads: int, device: str, store_root: str, jobs: mp.Queue, results: mp.Queue,
-            environ: dict[str, str]) -> None:
+            environ: dict[str, str], parent: int = 0) -> None:
+    if parent:
+        _die_with(parent)
     os.environ.clear()  # the run's environment, not the forkserver's (started earlier, perhaps by another run)
     os.environ.update(environ)
     set_threads(threads)
@@ -102,7 +127,7 @@ class LocalBackend(Backend):
         jobs = ex._context.Queue()
         process = ex._context.Process(target=_worker, name=name, daemon=True,
                                       args=(name, ex.threads, device, str(self.store.root), jobs, self.results,
-                                            dict(os.environ)))
+                                            dict(os.environ), os.getpid()))
         process.start()
         return _Worker(name, device, process, jobs)
 
