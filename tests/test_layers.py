@@ -85,3 +85,16 @@ def test_import_linter_contracts_are_kept():
     result = subprocess.run([exe, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "0 broken" in result.stdout
+
+
+def test_every_package_of_the_source_tree_is_installed():
+    """pyproject lists the packages by name: a new subpackage left out installs without it (and works only from a checkout)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "mibench").rglob("__init__.py")}
+    found |= {"mibench_plugins" + "".join("." + part for part in p.parent.relative_to(root / "plugins").parts)
+              for p in (root / "plugins").rglob("__init__.py")}
+    assert found - listed == set()
