@@ -171,3 +171,13 @@ def test_labels_with_dollar_signs_are_drawn_as_plain_text():
     rows = pd.DataFrame({"defense": ["cost $5 ^$_ {", "plain"], "auc": [0.6, 0.5], "n_nonmembers": [10, 10]})
     svg = roc_svg(rows, lambda row: (np.linspace(0, 1, 5), np.linspace(0, 1, 5)), "run $x^$ / seed 0")
     assert "cost $5 ^$_ {" in svg and "run $x^$ / seed 0" in svg
+
+
+def test_a_run_directory_with_commas_spaces_and_accents_keeps_every_figure(run_dir, tmp_path):
+    import shutil
+
+    odd = tmp_path / "ré sult, run (1)"
+    shutil.copytree(run_dir, odd)
+    text = write_report([odd], tmp_path / "odd.html").read_text()
+    assert text.count('<figure class="roc">') == 2 and text.count('<figure class="histograms">') == 1
+    assert "histogram(s) left out" not in text and "could not be read" not in text

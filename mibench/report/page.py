@@ -201,8 +201,14 @@ def _configs(board: pd.DataFrame, merged: pd.DataFrame) -> pd.DataFrame:
 
 
 def _store_of(row: pd.Series, run_dirs: list[Path]) -> Store:
-    source = str(row.get("sources", "") or "").split(", ")[0] or str(run_dirs[0])
-    return RunLayout(Path(source)).store()
+    """The store of the first run a merged row comes from.
+
+    ``sources`` joins run directories with ", ", which a directory name may itself
+    contain: match the given directories against it rather than split it.
+    """
+    sources = str(row.get("sources", "") or "")
+    first = next((d for d in run_dirs if sources == str(d) or sources.startswith(f"{d}, ")), run_dirs[0])
+    return RunLayout(Path(first)).store()
 
 
 def _privacy_section(board: pd.DataFrame, merged: pd.DataFrame) -> tuple[str, int]:
