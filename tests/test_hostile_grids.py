@@ -143,3 +143,22 @@ def test_many_problems_are_capped_and_long_values_are_cut(tmp_path, cli_registry
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 2 and len(result.output) < 1000, len(result.output)  # not 500 KB
     assert "... (500,000 characters); registered:" in result.output
+
+
+def test_a_run_directory_whose_files_are_symlinks_is_refused(tmp_path, cli_registry, monkeypatch):
+    """jobs.jsonl linked elsewhere used to be appended to wherever it pointed."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".mibench-run").write_text("a run\n")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (out / "jobs.jsonl").symlink_to(victim)
+    path = tmp_path / "grid.yaml"
+    path.write_text(GOOD + f"output: {out}\n")
+    result = CliRunner().invoke(main, ["run", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: output {out}: jobs.jsonl is a symbolic link; a run writes its own files there and follows no link: "
+        "remove them"]
+    assert victim.read_text() == "keep me\n"

@@ -86,11 +86,22 @@ class RunLayout:
         """A directory a mibench run made (the marker; or run.json, from runs before the marker)."""
         return self.marker.is_file() or self.run_json.is_file()
 
+    def run_files(self) -> list[Path]:
+        """The files a run writes or appends to at the top of its directory."""
+        return [self.results_csv, self.per_target_csv, self.leaderboard_csv, self.exposed_csv, self.errors_log,
+                self.jobs_log, self.run_json, self.marker, self.root / "report.html"]
+
     def check(self) -> None:
-        """Refuse a path that is a file, or a non-empty directory that is not a run directory."""
+        """Refuse a path that is a file, a non-empty directory that is not a run directory, or a run
+        directory whose own files are symbolic links (a write would land wherever they point)."""
         root = self.root
         if root.exists() and not root.is_dir():
             raise RunDirError(f"output {root} is a file, not a directory")
+        links = [p.name for p in self.run_files() if p.is_symlink()]
+        if links:
+            what = "is a symbolic link" if len(links) == 1 else "are symbolic links"
+            raise RunDirError(f"output {root}: {', '.join(links)} {what}; a run writes its own files there and "
+                              "follows no link: remove them")
         if root.is_dir() and not self.is_run_dir():
             try:
                 empty = next(root.iterdir(), None) is None
