@@ -83,7 +83,7 @@ def test_py2_pickles_have_the_real_keys(tmp_path):
 
 def test_cifar10_reads_the_pickled_batches(tmp_path):
     data, labels = fake_cifar10(tmp_path)
-    ds = CIFAR10(CIFAR10.Params(root=tmp_path))
+    ds = CIFAR10(CIFAR10.Params(root=tmp_path, verify=False))
     assert ds.missing_data() is None
     pool = ds.load_pool()
     assert pool.inputs.shape == (15, 3, 32, 32) and pool.inputs.dtype == torch.uint8
@@ -94,18 +94,18 @@ def test_cifar10_reads_the_pickled_batches(tmp_path):
     assert pool.inputs[0, 1, 2, 3] == data[0, 1024 + 2 * 32 + 3]
     assert pool.mean == (0.4914, 0.4822, 0.4465) and pool.std == (0.2023, 0.1994, 0.2010)
     assert pool.augment is None
-    assert CIFAR10(CIFAR10.Params(root=tmp_path, augment=True)).load_pool().augment is random_crop_flip
+    assert CIFAR10(CIFAR10.Params(root=tmp_path, augment=True, verify=False)).load_pool().augment is random_crop_flip
 
 
 def test_cifar100_uses_fine_labels_and_augments_by_default(tmp_path):
     data, fine = fake_cifar100(tmp_path)
-    pool = CIFAR100(CIFAR100.Params(root=tmp_path)).load_pool()
+    pool = CIFAR100(CIFAR100.Params(root=tmp_path, verify=False)).load_pool()
     assert pool.inputs.shape == (8, 3, 32, 32) and pool.num_classes == 100
     assert np.array_equal(pool.inputs.reshape(8, -1).numpy(), data)  # train, then test
     assert pool.labels.tolist() == fine
     assert pool.mean == (0.5070, 0.4865, 0.4409) and pool.std == (0.2673, 0.2564, 0.2761)
     assert pool.augment is random_crop_flip
-    assert CIFAR100(CIFAR100.Params(root=tmp_path, augment=False)).load_pool().augment is None
+    assert CIFAR100(CIFAR100.Params(root=tmp_path, augment=False, verify=False)).load_pool().augment is None
 
 
 def write_svhn(path, rng, n, labels=None):
@@ -166,7 +166,7 @@ def test_missing_files_say_where_and_how(tmp_path, cls, expected):
 def test_one_missing_cifar_batch_is_named(tmp_path):
     fake_cifar10(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
-    message = CIFAR10(CIFAR10.Params(root=tmp_path)).missing_data()
+    message = CIFAR10(CIFAR10.Params(root=tmp_path, verify=False)).missing_data()
     assert "test_batch); missing cifar-10-batches-py/ (data_batch_3); set download" in message
 
 
@@ -175,7 +175,7 @@ def test_a_broken_file_is_reported_with_its_root(tmp_path):
     path = tmp_path / "cifar-10-batches-py" / "test_batch"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match=f"CIFAR-10: cannot read the files under {tmp_path}"):
-        CIFAR10(CIFAR10.Params(root=tmp_path)).load_pool()
+        CIFAR10(CIFAR10.Params(root=tmp_path, verify=False)).load_pool()
 
 
 def test_data_location_stays_out_of_the_model_hash(registry, tmp_path):
@@ -204,12 +204,15 @@ def test_download_goes_through_torchvision_with_its_checksums(tmp_path, monkeypa
     assert calls[0] == tuple(torchvision.datasets.SVHN.split_list["train"])
 
     class FakeTorchvisionCIFAR10:  # stands in for torchvision's md5-checking class
+        base_folder = torchvision.datasets.CIFAR10.base_folder
+        train_list, test_list = torchvision.datasets.CIFAR10.train_list, torchvision.datasets.CIFAR10.test_list
+
         def __init__(self, root, train, download):
             assert (root, train, download) == (str(tmp_path / "c"), True, True)
             fake_cifar10(tmp_path / "c")
 
     monkeypatch.setattr(CIFAR10, "checked", FakeTorchvisionCIFAR10)
-    assert len(CIFAR10(CIFAR10.Params(root=tmp_path / "c", download=True)).load_pool()) == 15
+    assert len(CIFAR10(CIFAR10.Params(root=tmp_path / "c", download=True, verify=False)).load_pool()) == 15
 
 
 def test_a_grid_runs_on_cifar_files_with_augmentation(tmp_path, registry, write_grid):
@@ -220,7 +223,7 @@ def test_a_grid_runs_on_cifar_files_with_augmentation(tmp_path, registry, write_
     grid = write_grid(f"""
         name: cifar-files
         device: cpu
-        datasets: [{{name: cifar10, params: {{root: "{tmp_path / 'data'}", augment: true}}}}]
+        datasets: [{{name: cifar10, params: {{root: "{tmp_path / 'data'}", augment: true, verify: false}}}}]
         architectures: [small-cnn]
         defenses: [ce]
         attacks: [loss]
@@ -231,3 +234,32 @@ def test_a_grid_runs_on_cifar_files_with_augmentation(tmp_path, registry, write_
     assert summary.ok
     results = pd.read_csv(tmp_path / "run" / "results.csv")
     assert results.loc[0, "dataset"] == "cifar10(augment=true)" and results.loc[0, "n_members"] == 20
+
+
+class _Payload:
+    """What a hostile batch file would run on load: create a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_a_pickle_that_would_run_code_is_refused_before_it_runs(tmp_path):
+    fake_cifar10(tmp_path)
+    created = tmp_path / "pwned"
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_2", "wb") as fh:
+        pickle.dump({"data": np.zeros((1, 3072), np.uint8), "labels": [0], "x": _Payload(created)}, fh, protocol=2)
+    with pytest.raises(ValueError, match=r"refused to load (builtins|io)\.open: a CIFAR batch holds arrays"):
+        CIFAR10(CIFAR10.Params(root=tmp_path, verify=False)).load_pool()
+    assert not created.exists()
+
+
+def test_files_that_are_not_the_official_ones_are_refused_unless_verify_is_off(tmp_path):
+    fake_cifar10(tmp_path)
+    with pytest.raises(ValueError, match="cifar-10-batches-py/data_batch_1 is not the official CIFAR-10 file .* "
+                                         "set verify: false"):
+        CIFAR10(CIFAR10.Params(root=tmp_path)).load_pool()
+    with pytest.warns(UserWarning, match="verify: false, the files under .* are read without checking"):
+        assert len(CIFAR10(CIFAR10.Params(root=tmp_path, verify=False)).load_pool()) == 15
