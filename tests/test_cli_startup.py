@@ -196,3 +196,22 @@ def test_roc_refuses_a_directory_without_results_csv(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip() == (f"error: {tmp_path}: no results.csv here; give the output directory of a "
                                      "mibench run")
+
+
+TABLE_DAMAGE = {
+    "text in a metric": (HEADER + ROW.replace(",0.554873,", ",abc,"), "line 2: column auc holds 'abc', not a number"),
+    "cut in the middle of a line": (HEADER + ROW + ROW[: ROW.index(",ok,") + 8],
+                                    "line 3 is incomplete (the file looks truncated)"),
+}
+
+
+@pytest.mark.parametrize("command", ["leaderboard", "report", "roc", "exposed"])
+@pytest.mark.parametrize("case", TABLE_DAMAGE)
+def test_every_reader_of_results_csv_refuses_the_same_damage_in_one_line(command, case, tmp_path):
+    content, fragment = TABLE_DAMAGE[case]
+    (tmp_path / "results.csv").write_text(content)
+    args = [command, str(tmp_path)] + (["--output", str(tmp_path / "r.html")] if command == "report" else [])
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in result.output, result.output

@@ -11,8 +11,6 @@ from mibench.cli.common import fail
 # The columns of results.csv that the figures are drawn from.
 ROC_COLUMNS = ("status", "seed", "dataset", "architecture", "attack", "defense", "auc", "n_nonmembers",
                "attack_output")
-# In a row with status ok, these are never empty.
-ROC_REQUIRED = ("seed", "dataset", "architecture", "attack", "defense", "n_nonmembers", "attack_output")
 STORE_KEY = r"[0-9A-Za-z_-]+"  # a hash: never a path, never a NUL byte
 
 
@@ -31,13 +29,12 @@ def results_problem(path: Path) -> str | None:
     missing = [c for c in ROC_COLUMNS if c not in results.columns]
     if missing:
         return f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; not a mibench results file"
+    from mibench.report.merge import NUMBERS, table_problem
+
+    problem = table_problem(results, [*NUMBERS, "seed", "n_nonmembers"])
+    if problem is not None:
+        return problem
     ok = results[results["status"] == "ok"]
-    incomplete = ok[ok[list(ROC_REQUIRED)].isna().any(axis=1)]
-    if not incomplete.empty:
-        return f"line {incomplete.index[0] + 2} is incomplete (the file looks truncated)"
-    for column in ("seed", "n_nonmembers"):
-        if not pd.api.types.is_numeric_dtype(ok[column]):
-            return f"column {column} holds values that are not numbers"
     bad_keys = ok[~ok["attack_output"].astype(str).str.fullmatch(STORE_KEY)]
     if not bad_keys.empty:
         return f"line {bad_keys.index[0] + 2}: attack_output is not the key of a stored output"

@@ -22,8 +22,34 @@ from mibench.report.results import with_defaults
 NUMBERS = ["train_acc", "test_acc", "auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr", "balanced_acc"]
 
 
+# In a row with status ok, these are never empty: an empty one means a damaged or cut file.
+REQUIRED_OK = ("seed", "dataset", "architecture", "attack", "defense", "auc", "n_nonmembers", "attack_output")
+
+
 class RunReadError(Exception):
     """A run directory whose results cannot be read; the message names it."""
+
+
+def table_problem(frame: pd.DataFrame, numbers: tuple[str, ...] | list[str] = tuple(NUMBERS)) -> str | None:
+    """Why a results table read from disk is damaged, in a few words (None when it is sound).
+
+    The one check every reader of results.csv applies (leaderboard, report, roc, exposed):
+    an ok row with an empty required field (a file cut in the middle of a line), and a
+    numeric column holding text.
+    """
+    if "status" in frame:
+        ok = frame[frame["status"] == "ok"]
+        required = [c for c in REQUIRED_OK if c in frame.columns]
+        incomplete = ok[ok[required].isna().any(axis=1)]
+        if not incomplete.empty:
+            return f"line {incomplete.index[0] + 2} is incomplete (the file looks truncated)"
+    for column in [c for c in numbers if c in frame.columns]:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[values.isna() & frame[column].notna()]
+        if not bad.empty:
+            shown = repr(str(bad[column].iloc[0]))[:40]
+            return f"line {bad.index[0] + 2}: column {column} holds {shown}, not a number"
+    return None
 
 
 def load_results(run_dirs: list[Path]) -> pd.DataFrame:
@@ -40,6 +66,9 @@ def load_results(run_dirs: list[Path]) -> pd.DataFrame:
         missing = {"config_hash", "status", *NUMBERS} - set(frame.columns)
         if missing:
             raise RunReadError(f"{path}: not a mibench results table (missing {', '.join(sorted(missing))})")
+        problem = table_problem(frame, [*NUMBERS, "seed", "n_nonmembers"])
+        if problem is not None:
+            raise RunReadError(f"{path}: {problem}")
         frames.append(with_defaults(frame).assign(source=str(run_dir)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
