@@ -134,8 +134,11 @@ class Runner:
         except OSError:  # the job record is for reports only; its loss must not stop the run
             pass
         if result.traceback:
-            with self.layout.errors_log.open("a") as fh:
-                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {result.label}\n{result.traceback}\n")
+            try:
+                with self.layout.errors_log.open("a") as fh:
+                    fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {result.label}\n{result.traceback}\n")
+            except OSError as exc:  # the failure itself is in the row and on screen; only its traceback is lost
+                self.write_failed(self.layout.errors_log, exc, "the failure is in results.csv")
         where = f" on {result.worker}" if result.worker and not result.worker.endswith(":serial") else ""
         if result.kind == "train" and result.ok and result.value.trained:
             self._summary.trained.append(result.key.split(":", 1)[1])
@@ -158,7 +161,9 @@ class Runner:
             for attack in cell.attacks:
                 cells_of.setdefault(attack.key, []).append(i)
         results: dict[str, JobResult] = {}
-        builder = RowBuilder(self.resolved, self.registry.versions(), self.store, results)
+        builder = RowBuilder(self.resolved, self.registry.versions(), self.store, results,
+                             on_write_error=lambda path, exc: self.write_failed(
+                                 path, exc, "the rows are kept; curves and exposure lists of those scores are not"))
         self._summary.failures = builder.failures
         rows_of: dict[int, CellRows] = {}
         costs = {k: max(job_cost(j), 1.0) for k, j in plan.jobs.items()}
@@ -191,7 +196,11 @@ class Runner:
             try:
                 write_csv(table, path)
             except OSError as exc:  # disk full, read-only: say so, keep going; the store keeps every result
-                message = f"writing {path} failed: {exc.strerror or exc}; its rows are kept in the store"
-                self.log(f"error: {message}")
-                if message not in self._summary.failures:
-                    self._summary.failures.append(message)
+                self.write_failed(path, exc, "its rows are kept in the store")
+
+    def write_failed(self, path: Path, exc: OSError, kept: str) -> None:
+        """A write of the run that failed (disk full, read-only): one error line, once, and the run goes on."""
+        message = f"writing {path} failed: {exc.strerror or exc}; {kept}"
+        if message not in self._summary.failures:
+            self.log(f"error: {message}")
+            self._summary.failures.append(message)

@@ -176,3 +176,35 @@ def test_two_runs_on_one_directory_train_each_model_once(tmp_path):
     assert subprocess.run([*command[:-1], str(single)], env=env, capture_output=True).returncode == 0
     both = pd.read_csv(out / "results.csv")[METRICS]
     pd.testing.assert_frame_equal(both, pd.read_csv(single / "results.csv")[METRICS])
+
+
+def test_disk_full_in_a_pool_run_is_one_line_per_file_and_the_run_goes_on(write_grid, registry, tmp_path,
+                                                                          monkeypatch):
+    """The pooled scores and errors.log cannot be written: one error line each, every row still in results.csv."""
+    import pathlib
+
+    enospc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    real_save, real_open = Store.save_arrays, pathlib.Path.open
+
+    def save_arrays(self, kind, key, **arrays):
+        if "target" in arrays:  # only a pool's pooled output has a target column
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.root / kind / f"{key}.npz"))
+        return real_save(self, kind, key, **arrays)
+
+    def open_(self, *args, **kwargs):
+        if self.name == "errors.log":
+            raise enospc
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "save_arrays", save_arrays)
+    monkeypatch.setattr(pathlib.Path, "open", open_)
+    out = tmp_path / "run"
+    grid = digits_grid(defenses="[boom, ce]", attacks="[loss]", epochs=2, extra="protocol: pool\npool: {models: 4}\n")
+    summary, lines = run(write_grid, registry, out, grid=grid)
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 2, lines
+    assert errors[0].startswith(f"error: writing {out / 'errors.log'} failed: No space left on device; ")
+    assert errors[1].startswith(f"error: writing {out / 'store' / 'attacks'}") and "No space left on device" in errors[1]
+    results = pd.read_csv(out / "results.csv")
+    assert results["status"].tolist() == ["failed", "ok"] and results.loc[1, "targets"] == 4
+    assert len(pd.read_csv(out / "per_target.csv")) == 8

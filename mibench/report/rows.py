@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -45,8 +46,9 @@ class RowBuilder:
     """
 
     def __init__(self, resolved: ResolvedGrid, versions: dict[str, str], store: Store,
-                 results: dict[str, Any]) -> None:
+                 results: dict[str, Any], on_write_error: Callable[[Path, OSError], None] | None = None) -> None:
         self.resolved = resolved
+        self.on_write_error = on_write_error
         self.grid = resolved.grid
         self.versions = versions
         self.store = store
@@ -59,6 +61,12 @@ class RowBuilder:
         if key not in self._outputs:
             self._outputs[key] = load_attack_output(self.store, key)
         return self._outputs[key]
+
+    def write_failed(self, path: Path, exc: OSError) -> None:
+        """A derived output (pooled scores) that could not be written: the run says so once and goes on."""
+        if self.on_write_error is None:
+            raise exc
+        self.on_write_error(path, exc)
 
     def forget(self) -> None:
         """Drop the outputs read so far (a finished cell's are not needed again)."""

@@ -122,7 +122,11 @@ class PoolProtocol(Protocol):
         if failed:
             error = f"{len(failed)} of {len(group)} targets failed; first: {failed[0].error}"
             return builder.row(cell, group[0], error=error, targets=len(group))
-        key, pooled = pool_scores(builder.store, {job.output_key: builder.scores(job.output_key) for job in group})
+        try:
+            key, pooled = pool_scores(builder.store, {job.output_key: builder.scores(job.output_key) for job in group})
+        except PooledWriteError as exc:  # the metrics need only the arrays in memory
+            key, pooled = exc.key, exc.arrays
+            builder.write_failed(exc.path, exc.error)
         metrics = attack_metrics(pooled["membership"], pooled["scores"], pooled["labels"], None,
                                  pooled["indices"]).as_row()
         metrics["balanced_acc"] = float(np.mean([r.balanced_acc for r in per_target]))
@@ -150,6 +154,14 @@ class PoolProtocol(Protocol):
         )
 
 
+class PooledWriteError(Exception):
+    """The pooled scores were computed but could not be stored (disk full): key, arrays, path and the OSError."""
+
+    def __init__(self, key: str, arrays: dict[str, np.ndarray], path: Any, error: OSError) -> None:
+        super().__init__(str(error))
+        self.key, self.arrays, self.path, self.error = key, arrays, path, error
+
+
 def pool_scores(store: Store, outputs: dict[str, dict[str, np.ndarray]]) -> tuple[str, dict[str, np.ndarray]]:
     """The outputs of one attack against each model of a pool (by output key, in target order), concatenated.
 
@@ -162,7 +174,10 @@ def pool_scores(store: Store, outputs: dict[str, dict[str, np.ndarray]]) -> tupl
     arrays = {name: np.concatenate([p[name] for p in parts]) for name in ("scores", "membership", "labels", "indices")}
     arrays["target"] = np.concatenate([np.full(len(p["scores"]), i) for i, p in enumerate(parts)])
     if not (store.has("attacks", key, "npz") and store.has("attacks", key, "json")):
-        store.save_json("attacks", key, {"threshold_mode": "none", "info": {"pooled": list(outputs)},
-                                         "has_thresholds": False})
-        store.save_arrays("attacks", key, thresholds=np.asarray(np.nan), **arrays)
+        try:
+            store.save_json("attacks", key, {"threshold_mode": "none", "info": {"pooled": list(outputs)},
+                                             "has_thresholds": False})
+            store.save_arrays("attacks", key, thresholds=np.asarray(np.nan), **arrays)
+        except OSError as exc:
+            raise PooledWriteError(key, arrays, getattr(exc, "filename", None) or store.root / "attacks", exc) from exc
     return key, arrays
