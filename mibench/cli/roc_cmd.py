@@ -29,9 +29,9 @@ def results_problem(path: Path) -> str | None:
     missing = [c for c in ROC_COLUMNS if c not in results.columns]
     if missing:
         return f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; not a mibench results file"
-    from mibench.report.merge import NUMBERS, table_problem
+    from mibench.report.merge import table_problem
 
-    problem = table_problem(results, [*NUMBERS, "seed", "n_nonmembers"])
+    problem = table_problem(results)
     if problem is not None:
         return problem
     ok = results[results["status"] == "ok"]

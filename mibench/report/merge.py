@@ -30,7 +30,10 @@ class RunReadError(Exception):
     """A run directory whose results cannot be read; the message names it."""
 
 
-def table_problem(frame: pd.DataFrame, numbers: tuple[str, ...] | list[str] = tuple(NUMBERS)) -> str | None:
+TABLE_NUMBERS = (*NUMBERS, "seed", "n_nonmembers")  # the numeric columns every reader checks
+
+
+def table_problem(frame: pd.DataFrame, numbers: tuple[str, ...] = TABLE_NUMBERS) -> str | None:
     """Why a results table read from disk is damaged, in a few words (None when it is sound).
 
     The one check every reader of results.csv applies (leaderboard, report, roc, exposed):
@@ -66,7 +69,7 @@ def load_results(run_dirs: list[Path]) -> pd.DataFrame:
         missing = {"config_hash", "status", *NUMBERS} - set(frame.columns)
         if missing:
             raise RunReadError(f"{path}: not a mibench results table (missing {', '.join(sorted(missing))})")
-        problem = table_problem(frame, [*NUMBERS, "seed", "n_nonmembers"])
+        problem = table_problem(frame)
         if problem is not None:
             raise RunReadError(f"{path}: {problem}")
         frames.append(with_defaults(frame).assign(source=str(run_dir)))
