@@ -135,6 +135,6 @@ def test_cli_lists_plugins_with_their_schemas(cli_registry):
 def test_every_hook_is_documented_in_the_readme():
     readme = README.read_text()
     hooks = [name for name in dir(hookspecs) if name.startswith("register_")]
-    assert len(hooks) == 4
+    assert len(hooks) == 5
     for hook in hooks:
         assert hook in readme, f"{hook} is not documented in README.md"

@@ -30,11 +30,13 @@ def plugins_command(as_json: bool) -> None:
         ]
         click.echo(json.dumps(out, indent=2, default=str))
         return
+    from mibench.registry.table import HOOKS  # the registry imports torch: not before a grid is read
+
     kind = None
     for info in infos:
         if info.kind != kind:
             kind = info.kind
-            click.echo(click.style(f"\n{kind}s", bold=True))
+            click.echo(click.style(f"\n{HOOKS[kind].removeprefix('register_')}", bold=True))
         fields = info.cls.Params.model_fields
         params = ", ".join(f"{k}={json.dumps(f.get_default(call_default_factory=True), default=str)}"
                            for k, f in fields.items()) or "-"

@@ -59,6 +59,8 @@ def run_command(grid_file: str, output: Path | None, device: str | None, executo
         resolved = grid(grid_file, device)
         if resolved.warnings:
             fail("error: " + "\nerror: ".join(resolved.warnings))
+        for advice in resolved.advice:
+            click.echo(f"warning: {advice}", err=True)
         from mibench.runner import Runner
 
         options = {"executor": executor, "workers": workers, "devices": devices, "jobs_per_device": jobs_per_device,

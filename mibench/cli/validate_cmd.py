@@ -94,7 +94,7 @@ def validate_command(grid_file: str, tflops: float | None) -> None:
     from mibench.engine.plan import build_plan
 
     tflops = _default_tflops() if tflops is None else tflops
-    for warning in resolved.warnings:
+    for warning in resolved.warnings + resolved.advice:
         click.echo(f"warning: {warning}", err=True)
     plan = build_plan(resolved)
     click.echo(describe_plan(resolved, plan))

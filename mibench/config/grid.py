@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
@@ -44,6 +44,15 @@ class ShadowConfig(StrictModel):
     )
 
 
+class CanaryEntry(StrictModel):
+    """``pool.canaries``: a canary design by name, how many canaries, and the design's params (REFERENCE §8)."""
+
+    name: str = Field(min_length=1, description="A registered canary design: mislabeled, noise, blank, duplicated.")
+    count: int = Field(500, ge=1, le=1_000_000, description="Canaries added to the sample set D (Aerni et al.: "
+                       "500, about 1% of CIFAR-10's training set).")
+    params: dict[str, Any] = Field(default_factory=dict, description="The design's own params.")
+
+
 class PoolConfig(StrictModel):
     """The pool protocol (REFERENCE §7): M models, each trained on a random half of one sample set."""
 
@@ -51,6 +60,13 @@ class PoolConfig(StrictModel):
                         "its reference models (at least 4).")
     dataset_fraction: float = Field(0.5, gt=0, lt=1, description="Share of the pool that is the sample set D; "
                                     "the rest is the population no model trains on (RMIA's z samples).")
+    canaries: Annotated[CanaryEntry | None, BeforeValidator(_name_to_entry)] = Field(
+        None, description="A canary audit (REFERENCE §8): canaries added to D, each IN for half of the models; "
+        "every row then reports its metrics over all, clean and canary samples.")
+    base: Literal["half", "always"] = Field(
+        "half", description="With canaries: 'half', every sample of D is IN for half of the models; 'always', "
+        "Aerni et al.'s leave-one-out design: every non-canary sample is IN for every model and only the "
+        "canaries vary (canary metrics only).")
 
 
 MIN_POOL_MODELS = 4  # fewer leave a target under 2 IN and 2 OUT references per sample

@@ -33,8 +33,9 @@ class ResolvedGrid:
     shadow_defense: PluginConfig | None  # None: adaptive (each target's own defense)
     source: str = "<grid>"
     plain_defense: PluginConfig | None = None  # shadow.plain, for attacks whose shadows train plainly
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what stops ``mibench run`` (missing data, no CUDA device)
     protocol: Any = None  # the grid's protocol strategy (mibench.engine.protocols.base.Protocol), from the registry
+    advice: list[str] = field(default_factory=list)  # warnings that do not stop a run (a figure that is not resolvable)
 
 
 def _param_problems(
@@ -151,7 +152,9 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
             problems.append(Problem(("shadow", "plain"), f"must name a defense for plainly trained shadows: {exc}"))
 
     protocol = None
+    protocol_warnings: list[str] = []
     if grid is not None:
+        canaries = _resolve_canaries(grid, registry, problems)
         try:
             strategy = registry.protocol(grid.protocol)
         except UnknownPlugin as exc:
@@ -159,6 +162,13 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
         else:
             problems.extend(strategy.check(grid, resolved["attacks"]))
             protocol = strategy.from_grid(grid)
+            if grid.pool.canaries is not None and not strategy.accepts_canaries:
+                problems.append(Problem(("pool", "canaries"), f"canaries need protocol: pool (protocol {grid.protocol!r} "
+                                        "has no sample set in which every sample is IN for half of the models)"))
+            elif canaries is not None:
+                protocol = protocol.with_canaries(canaries, grid)
+                more, protocol_warnings = protocol.check_datasets(resolved["datasets"])
+                problems.extend(more)
         problems.extend(_cross_checks(grid, resolved, shadow_defense))
     if problems or grid is None:
         located = [Problem(p.path, p.message, p.line or lines.line(p.path)) for p in problems]
@@ -171,7 +181,22 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
             warnings.append(f"dataset {ds.label}: {message}")
     return ResolvedGrid(grid, resolved["datasets"], resolved["architectures"], resolved["defenses"],
                         resolved["attacks"], shadow_defense, source, plain_defense=plain_defense, warnings=warnings,
-                        protocol=protocol)
+                        protocol=protocol, advice=protocol_warnings)
+
+
+def _resolve_canaries(grid: Grid, registry: Registry, problems: list[Problem]) -> PluginConfig | None:
+    """The grid's ``pool.canaries`` as a validated canary config (None: no canaries, or a problem recorded)."""
+    entry = grid.pool.canaries
+    if entry is None:
+        return None
+    path: Path_ = ("pool", "canaries")
+    try:
+        info = registry.get("canary", entry.name)
+    except UnknownPlugin as exc:
+        problems.append(Problem((*path, "name"), str(exc)))
+        return None
+    configs = _expand(PluginEntry(name=entry.name, params=entry.params), path, info, problems)
+    return configs[0] if configs else None
 
 
 def _cross_checks(

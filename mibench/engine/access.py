@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mibench.engine.models import ModelRef, build_model
-from mibench.engine.pools import load_pool, run_splits
+from mibench.engine.pools import run_pool, run_splits
 from mibench.engine.store import Store, stable_hash
 from mibench.registry.code import code_path_digest
 from mibench.sdk import Normaliser, Pool, as_index, predict_logits
@@ -38,7 +38,8 @@ class ModelAccess:
 
     def __init__(self, store: Store, ref: ModelRef, device: torch.device) -> None:
         run = ref.run
-        split = run_splits(run).split(run.role)
+        splits = run_splits(run)
+        split = splits.split(run.role)
         self.store = store
         self.ref = ref
         self.key = ref.key
@@ -46,9 +47,13 @@ class ModelAccess:
         self.eval_batch_size = run.training.eval_batch_size
         self.white_box = run.defense.info.cls.white_box
         saved = store.load_torch("models", self.key)
-        self.members: np.ndarray = saved["members"].numpy()
+        # the repeats of a duplicated canary are trained on but are no samples of their own
+        self.members: np.ndarray = np.intersect1d(saved["members"].numpy(), split.members)
         self.nonmembers = np.asarray(split.nonmembers)
         self.excluded: np.ndarray = np.setdiff1d(split.members, self.members)
+        self._scored = split.scored
+        self._canaries = splits.canaries
+        self._test = split.nonmembers if split.test is None else split.test
         self._state = saved["state_dict"]
         self._module: nn.Module | None = None
         self._logits: torch.Tensor | None = None
@@ -57,7 +62,11 @@ class ModelAccess:
 
     @property
     def pool(self) -> Pool:
-        return load_pool(self.ref.run.dataset)
+        return run_pool(self.ref.run)
+
+    def utility(self) -> tuple[np.ndarray, np.ndarray]:
+        """(train samples, test samples) of the model's accuracies: clean samples only, never a canary."""
+        return np.setdiff1d(self.members, self._canaries), np.setdiff1d(self._test, self._canaries)
 
     def module(self) -> nn.Module:
         """The network in eval mode on the run's device (white-box attacks only)."""
@@ -123,6 +132,8 @@ class ModelAccess:
     def evaluation(self) -> tuple[np.ndarray, np.ndarray]:
         """(evaluation samples in pool order, whether each is a member): what the engine scores attacks on."""
         indices = np.sort(np.concatenate([self.members, self.nonmembers]))
+        if self._scored is not None:  # a design that scores some samples only (a leave-one-out canary audit)
+            indices = indices[np.isin(indices, self._scored)]
         return indices, np.isin(indices, self.members)
 
 

@@ -195,7 +195,7 @@ class PredictJob(Job):
         access = ctx.opener(ctx.store, self.model, ctx.device)
         logits = access.pool_logits()
         labels = access.pool.labels
-        members, nonmembers = torch.as_tensor(access.members), torch.as_tensor(access.nonmembers)
+        members, nonmembers = (torch.as_tensor(indices) for indices in access.utility())
         return PredictRecord(self.model.key, access.predictions_key,
                              train_acc=accuracy(logits[members], labels[members]),
                              test_acc=accuracy(logits[nonmembers], labels[nonmembers]),

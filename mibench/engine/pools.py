@@ -1,4 +1,4 @@
-"""Loading a dataset's pool (subsampled when asked) and its protocol's splits, once per process."""
+"""Loading a dataset's pool (subsampled when asked), its protocol's splits and pool, once per process."""
 
 from __future__ import annotations
 
@@ -33,3 +33,14 @@ def splits(dataset: PluginConfig, split_seed: int, protocol: Any) -> Any:
 def run_splits(run: Any) -> Any:
     """The splits a :class:`~mibench.engine.models.TrainingRun` trains on."""
     return splits(run.dataset, run.split_seed, run.protocol)
+
+
+@lru_cache(maxsize=4)
+def protocol_pool(dataset: PluginConfig, split_seed: int, protocol: Any) -> Pool:
+    """The pool ``protocol`` trains and attacks on: the dataset's, with what the protocol adds (canaries)."""
+    return protocol.prepare_pool(load_pool(dataset), splits(dataset, split_seed, protocol))
+
+
+def run_pool(run: Any) -> Pool:
+    """The pool a :class:`~mibench.engine.models.TrainingRun` trains on and is attacked on."""
+    return protocol_pool(run.dataset, run.split_seed, run.protocol)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mibench.engine.models import TrainingRun, build_model
-from mibench.engine.pools import load_pool, run_splits
+from mibench.engine.pools import run_pool, run_splits
 from mibench.engine.records import TrainRecord
 from mibench.engine.store import Store
 from mibench.sdk.defense import TrainedModel, TrainingContext
@@ -32,13 +32,13 @@ def run_train_job(job: TrainingRun, store: Store, device: torch.device) -> Train
     keys = tuple(job.model_keys())
     if all(model_stored(store, k) for k in keys):
         return TrainRecord(keys)
-    pool = load_pool(job.dataset)
+    pool = run_pool(job)
     split = run_splits(job).split(job.role)
     torch.manual_seed(job.seed)
     trainer = Trainer(job.training, pool, device, job.seed, desc=job.label())
     context = TrainingContext(
         pool=pool,
-        train_indices=split.members,
+        train_indices=split.training,
         build_model=lambda: build_model(job.architecture, pool, device),
         trainer=trainer,
         seed=job.seed,
@@ -57,7 +57,7 @@ def run_train_job(job: TrainingRun, store: Store, device: torch.device) -> Train
         _check_finite(trained.model)
     for value, trained in released.items():
         if not model_stored(store, job.model_key(value)):  # a checkpoint already released stays as it is
-            _save_model(store, job, value, trained, split.members, seconds)
+            _save_model(store, job, value, trained, split.training, seconds)
     return TrainRecord(keys, round(seconds, 3), torch.get_num_threads(), trained=True)
 
 

@@ -18,7 +18,7 @@ from typing import Iterable
 
 import pluggy
 
-from mibench.registry.table import KINDS, PluginError, Registry
+from mibench.registry.table import HOOKS, KINDS, PluginError, Registry
 from mibench.sdk import hooks
 
 ENTRY_POINT_GROUP = "mibench"
@@ -49,6 +49,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.attacks.lira",
     "mibench_plugins.attacks.rmia",
     "mibench_plugins.attacks.label_only",
+    "mibench_plugins.canaries.designs",
 )
 
 
@@ -113,7 +114,7 @@ class PluginManager:
         except pluggy.PluginValidationError as exc:
             name = self._pm.get_name(exc.plugin) if exc.plugin is not None else None
             where = self._sources.get(name or "", f"plugin {name}")
-            known = ", ".join(f"register_{k}s" for k in KINDS)
+            known = ", ".join(HOOKS.values())
             raise PluginError(f"{where}: {' '.join(str(exc).split())}; mibench's hooks are {known}") from None
 
     def build_registry(self) -> Registry:
@@ -121,7 +122,7 @@ class PluginManager:
         self.check()
         registry = Registry()
         for kind in KINDS:
-            hook = getattr(self._pm.hook, f"register_{kind}s")
+            hook = getattr(self._pm.hook, HOOKS[kind])
             hook(register=lambda cls, _kind=kind: registry.add(_kind, cls))
         return registry
 

@@ -17,14 +17,18 @@ from importlib import metadata
 from pydantic import BaseModel
 
 from mibench.registry.code import plugin_digest
-from mibench.sdk import Architecture, Attack, Dataset, Defense, Params, Plugin
+from mibench.sdk import Architecture, Attack, Canary, Dataset, Defense, Params, Plugin
 
 KINDS: dict[str, type[Plugin]] = {
     "dataset": Dataset,
     "architecture": Architecture,
     "defense": Defense,
     "attack": Attack,
+    "canary": Canary,
 }
+
+# The hook that fills each kind's table (mibench.sdk.hooks).
+HOOKS: dict[str, str] = {kind: f"register_{kind}s" for kind in KINDS} | {"canary": "register_canaries"}
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -121,7 +125,7 @@ class Registry:
     def add(self, kind: str, cls: type) -> PluginInfo:
         base = KINDS[kind]
         if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise PluginError(f"register_{kind}s got {cls!r}, which is not a {base.__name__} subclass")
+            raise PluginError(f"{HOOKS[kind]} got {cls!r}, which is not a {base.__name__} subclass")
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise PluginError(

@@ -7,7 +7,8 @@ would accept to call it a member: the share of that target's non-members that sc
 least as high. Over a pool a sample is a member of several targets; its exposure is the
 median over them, and ``caught_at_0_1pct`` the share of them in which it is called a
 member at 0.1% FPR. Samples are ranked most exposed first (caught more often, then lower
-median FPR).
+median FPR). In a canary audit canaries and clean samples are listed apart (``population``),
+each member ranked against the non-members of its own population, as the rows' metrics are.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import pandas as pd
 from mibench.engine.attacking import load_attack_output
 from mibench.engine.layout import RunLayout
 
-EXPOSED_COLUMNS = ["dataset", "architecture", "defense", "seed", "attack", "protocol", "rank", "sample", "label",
-                   "evaluations", "caught_at_0_1pct", "fpr_median", "fpr_min"]
+EXPOSED_COLUMNS = ["dataset", "architecture", "defense", "seed", "attack", "protocol", "population", "rank", "sample",
+                   "label", "evaluations", "caught_at_0_1pct", "fpr_median", "fpr_min"]
 
 
 def member_fpr(scores: np.ndarray, membership: np.ndarray) -> np.ndarray:
@@ -67,11 +68,21 @@ def most_exposed(run_dir: Path, top: int = 20, attack: str | None = None, defens
     store = layout.store()
     tables = []
     for _, row in rows.iterrows():
-        ranked = exposure(load_attack_output(store, str(row["attack_output"]))).head(top)
+        output = load_attack_output(store, str(row["attack_output"]))
+        population = row.get("population", "")
+        population = "" if not isinstance(population, str) else population
+        if "canary" in output:  # a canary audit: canaries and clean samples apart, each against its own kind
+            if population not in ("clean", "canary"):
+                continue
+            keep = output["canary"].astype(bool) == (population == "canary")
+            output = {name: values[keep] if np.ndim(values) and len(values) == len(keep) else values
+                      for name, values in output.items()}
+        ranked = exposure(output).head(top)
         ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
         for column in ("dataset", "architecture", "defense", "seed", "attack"):
             ranked[column] = row[column]
         ranked["protocol"] = row.get("protocol", "paper")
+        ranked["population"] = population
         tables.append(ranked)
     if not tables:
         return pd.DataFrame(columns=EXPOSED_COLUMNS)

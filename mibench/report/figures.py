@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 _salt = itertools.count()
+CANARY_FLOOR = 1e-4  # where the log-scale canary panel draws a TPR of 0
 
 
 def _plt():
@@ -50,23 +51,33 @@ def _front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def privacy_utility(configs: pd.DataFrame, title: str) -> str:
-    """Test accuracy against the strongest attack's AUC (left) and its TPR at 0.1% FPR (right).
+    """Test accuracy against the strongest attack's AUC (left) and its TPR at 0.1% FPR (right);
+    in a canary audit a third panel: against the canaries' strongest TPR at 0.1% FPR, on a log scale.
 
     ``configs``: one row per defense config (leaderboard columns plus ``defense_name``, ``swept``),
     in grid order. A sweep's configs are joined by a line in that order; the Pareto front
     (lower privacy leak, higher accuracy) is a step line; every point is labelled by defense.
     """
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    panels = [("strongest_auc", "strongest-attack AUC"), ("strongest_tpr01pct", "strongest-attack TPR at 0.1% FPR")]
+    if "canary_tpr01pct" in configs and configs["canary_tpr01pct"].notna().any():  # a canary audit
+        panels.append(("canary_tpr01pct", "canaries: strongest TPR at 0.1% FPR (log)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
     y = configs["test_acc_mean"].to_numpy(dtype=float)
-    for ax, column, label in ((axes[0], "strongest_auc", "strongest-attack AUC"),
-                              (axes[1], "strongest_tpr01pct", "strongest-attack TPR at 0.1% FPR")):
+    for ax, (column, label) in zip(axes[0], panels):
+        if column not in configs:
+            ax.set_visible(False)
+            continue
         x = configs[column].to_numpy(dtype=float)
+        if column == "canary_tpr01pct":  # log scale: a TPR of 0 is drawn at the floor
+            x = np.maximum(x, CANARY_FLOOR)
+            ax.set_xscale("log")
         swept = configs["swept"].map(lambda s: bool(json.loads(s)) if isinstance(s, str) and s.strip() else False)
         for (_name, _training), rows in configs[swept.to_numpy()].groupby(["defense_name", "shadow_training"], sort=False):
             if len(rows) > 1:
                 ax.plot(rows[column], rows["test_acc_mean"], "-", color="0.6", linewidth=1, zorder=1)
-        on_front = _front(x, y) if column != "strongest_auc" else configs["pareto"].astype(str).eq("True").to_numpy()
+        marks = {"strongest_auc": "pareto", "canary_tpr01pct": "pareto_canary"}.get(column)
+        on_front = configs[marks].astype(str).eq("True").to_numpy() if marks in configs else _front(x, y)
         order = np.argsort(x[on_front])
         if on_front.any():
             ax.step(x[on_front][order], y[on_front][order], where="post", color="tab:green", linewidth=1.2,

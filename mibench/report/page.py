@@ -23,7 +23,7 @@ import pandas as pd
 from mibench.engine.layout import RunLayout
 from mibench.engine.store import Store
 from mibench.report.merge import load_results, merge_results
-from mibench.report.results import GROUP, leaderboard
+from mibench.report.results import AVERAGE_CASE, population_of, GROUP, leaderboard
 from mibench.report.tables import over_targets, table_one, with_interval
 
 REPORT_NAME = "report.html"  # the file `mibench run` writes into its run directory
@@ -182,7 +182,11 @@ def _leaderboard_section(board: pd.DataFrame, merged: pd.DataFrame) -> str:
             "TPR at 0.1% FPR: marked <span class=\"nr\">not resolvable</span> where fewer than 5 false positives "
             "are allowed at that rate with this many non-members (the value rests on too few). "
             "&#9733; Pareto: no other config of the same dataset and architecture has a test accuracy at least as "
-            "high and a strongest-attack AUC at least as low.</p>")
+            "high and a strongest-attack AUC at least as low. "
+            "In a canary audit, <em>clean</em> and <em>canary tpr@0.1%</em>: the strongest attack's TPR at 0.1% "
+            "FPR over the clean samples and over the canaries alone, with its 95% interval and the attack (the "
+            "best of every attack and signal run: choosing the best of k attacks on the same data is optimistic, "
+            "see docs/plugins.md); <em>pareto (canary)</em>: the front of test accuracy against that canary TPR.</p>")
     return "<h2>Leaderboard</h2>" + note + _table(table, classes, raw=set(table.columns))
 
 
@@ -300,7 +304,10 @@ def _pool_section(merged: pd.DataFrame) -> str:
 
     frame = pd.DataFrame({
         "dataset": ok["dataset"], "model": ok["architecture"], "defense": ok["defense"], "seed": ok["seed"],
-        "attack": ok["attack"], "targets": ok["targets"],
+        "attack": ok["attack"],
+        **({"population": ok["population"].fillna("")} if "population" in ok and ok["population"].notna().any()
+           else {}),
+        "targets": ok["targets"],
         "AUC pooled": [with_interval(r, "auc", 3) for _, r in ok.iterrows()],
         "AUC per target": [over_targets(r, "auc", 3) for _, r in ok.iterrows()],
         "TPR@0.1% pooled": [with_interval(r, "tpr_at_0_1pct_fpr", 4) for _, r in ok.iterrows()],
@@ -372,20 +379,23 @@ def build_report(run_dirs: list[Path], max_histograms: int = MAX_HISTOGRAMS) -> 
         except (OSError, ValueError, KeyError, TypeError):
             names.append(run_dir.name)
     title = "mibench report: " + ", ".join(dict.fromkeys(map(str, names)))
+    # A canary audit's clean and canary rows reach the page through the leaderboard's columns and the pool
+    # section; every other section shows the average-case rows (each population shares their scores).
+    average = merged[population_of(merged).isin(AVERAGE_CASE)]
     privacy, _ = _privacy_section(board, merged)
-    rocs, _ = _roc_section(merged, run_dirs)
-    hists, _, _ = _histogram_section(merged, run_dirs, max_histograms)
+    rocs, _ = _roc_section(average, run_dirs)
+    hists, _, _ = _histogram_section(average, run_dirs, max_histograms)
     body = [
         f"<h1>{_e(title)}</h1>",
         f'<p class="note">{len(results)} result rows from {len(run_dirs)} run(s); {len(board)} configs. '
         f"Written {_e(time.strftime('%Y-%m-%d %H:%M:%S %Z'))}.</p>",
         _run_section(run_dirs),
-        _leaderboard_section(board, merged),
+        _leaderboard_section(board, average),
         _pool_section(merged),
         privacy,
         rocs,
         hists,
-        _exposed_section(merged, run_dirs),
+        _exposed_section(average, run_dirs),
         _failed_section(merged),
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

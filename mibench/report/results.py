@@ -57,6 +57,7 @@ class ResultRow(BaseModel):
     tpr_at_0_01pct_fpr_high: float = math.nan
     fp_at_0_01pct_fpr: int = 0
     protocol: str = "paper"  # 'pool': the metrics above are of the ROC pooled over the pool's targets
+    population: str = ""  # a canary audit's samples the metrics are over: all, clean or canary ('': every sample)
     targets: int = 1  # targets evaluated (the pool's models); the spread over them follows
     auc_target_mean: float = math.nan
     auc_target_std: float = math.nan
@@ -101,6 +102,14 @@ def with_defaults(results: pd.DataFrame) -> pd.DataFrame:
 METRICS = {"auc": "auc", "tpr_at_1pct_fpr": "tpr1pct", "tpr_at_0_1pct_fpr": "tpr01pct", "balanced_acc": "balacc"}
 
 
+def population_of(results: pd.DataFrame) -> pd.Series:
+    """Each row's ``population`` as text ('' where empty: every sample, or a run from before canary audits)."""
+    if "population" not in results:
+        return pd.Series("", index=results.index, dtype=object)
+    column = results["population"].astype(object)
+    return column.where(column.notna(), "").astype(str)
+
+
 def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, architecture, defense config): accuracies and, per attack, its AUC, TPR at
     1% and 0.1% FPR and balanced accuracy, each as mean and standard deviation over seeds (the shape of
@@ -110,12 +119,14 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     left out of the means. With merged runs, ``conflicts`` counts rows whose runs disagree.
     """
     results = with_defaults(results)
+    results = results.assign(population=population_of(results))
     board = results.groupby(GROUP, sort=False).size().rename("rows").to_frame()
     failed = results[results["status"] == "failed"].groupby(GROUP)["seed"].nunique()  # cells: one per seed
     board["failed_cells"] = failed.reindex(board.index).fillna(0).astype(int)
-    ok = results[results["status"] == "ok"]
-    if not ok.empty:
-        per_model = ok.drop_duplicates([*GROUP, "seed"])
+    every = results[results["status"] == "ok"]
+    ok = every[every["population"].isin(AVERAGE_CASE)]  # a canary audit's clean and canary rows: columns of their own
+    if not every.empty:
+        per_model = every.drop_duplicates([*GROUP, "seed"])
         acc = per_model.groupby(GROUP, sort=False).agg(
             seeds=("seed", "nunique"),
             train_acc_mean=("train_acc", "mean"),
@@ -124,6 +135,7 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
             test_acc_std=("test_acc", "std"),
         )
         board = board.join(acc)
+    if not ok.empty:
         attacks = list(dict.fromkeys(ok["attack"]))
         intervals = ok.pivot_table(index=GROUP, columns="attack", values=["auc_low", "auc_high"], aggfunc="mean",
                                    sort=False, dropna=False) if "auc_low" in ok else None
@@ -141,6 +153,7 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     if "seeds" in board:
         board["seeds"] = board["seeds"].fillna(0).astype(int)
     board = _privacy_columns(board, attacks if not ok.empty else [])
+    board = _population_columns(board, every)
     if "conflict" in results:
         conflicts = results[results["conflict"] == True].groupby(GROUP).size()  # noqa: E712 - a column of bools
         board["conflicts"] = conflicts.reindex(pd.MultiIndex.from_frame(board[GROUP])).fillna(0).astype(int).values
@@ -150,6 +163,54 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
 
 
 BASELINE = "ce"  # the plain-training defense whose test accuracy is the cost's reference
+
+AVERAGE_CASE = ("", "all")  # the populations of the average-case columns (every evaluated sample)
+POPULATIONS = ("clean", "canary")  # a canary audit's populations, each with its strongest-attack columns
+
+
+def _population_columns(board: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
+    """A canary audit's headline: per population, the strongest attack's TPR at 0.1% FPR with its interval.
+
+    ``<population>_tpr01pct`` (and ``_low``, ``_high``: the pooled ROC's 95% Clopper-Pearson
+    interval, averaged over seeds; ``_attack``: which attack, over every attack and signal
+    the grid ran) for ``clean`` and ``canary``; ``pareto_canary``: the Pareto front of test
+    accuracy against canary TPR at 0.1% FPR within a dataset and architecture.
+    """
+    rows = ok[ok["population"].isin(POPULATIONS)]
+    if rows.empty or board.empty:
+        return board
+    index = pd.MultiIndex.from_frame(board[GROUP])
+    for population in POPULATIONS:
+        part = rows[rows["population"] == population]
+        if part.empty:
+            continue
+        means = part.groupby([*GROUP, "attack"], sort=False)[
+            ["tpr_at_0_1pct_fpr", "tpr_at_0_1pct_fpr_low", "tpr_at_0_1pct_fpr_high"]].mean().reset_index()
+        best = means.loc[means.groupby(GROUP, sort=False)["tpr_at_0_1pct_fpr"].idxmax()].set_index(GROUP)
+        best = best.reindex(index)
+        prefix = f"{population}_tpr01pct"
+        board[prefix] = best["tpr_at_0_1pct_fpr"].to_numpy(dtype=float)
+        board[f"{prefix}_low"] = best["tpr_at_0_1pct_fpr_low"].to_numpy(dtype=float)
+        board[f"{prefix}_high"] = best["tpr_at_0_1pct_fpr_high"].to_numpy(dtype=float)
+        board[f"{prefix}_attack"] = best["attack"].to_numpy(dtype=object)
+    if "canary_tpr01pct" in board and "test_acc_mean" in board:
+        board["pareto_canary"] = pareto_front(board, "canary_tpr01pct")
+    return board
+
+
+def pareto_front(board: pd.DataFrame, leak: str) -> list[bool]:
+    """Per row: no config of the same dataset and architecture has test accuracy at least as high and ``leak``
+    at least as low, one of them strictly (rows without a ``leak`` value are on no front)."""
+    marks = []
+    for _, row in board.iterrows():
+        if pd.isna(row[leak]) or pd.isna(row["test_acc_mean"]):
+            marks.append(False)
+            continue
+        peers = board[(board["dataset"] == row["dataset"]) & (board["architecture"] == row["architecture"])]
+        dominated = ((peers["test_acc_mean"] >= row["test_acc_mean"]) & (peers[leak] <= row[leak])
+                     & ((peers["test_acc_mean"] > row["test_acc_mean"]) | (peers[leak] < row[leak])))
+        marks.append(bool(not dominated.any()))
+    return marks
 
 
 def _argmax_attack(values: pd.DataFrame, prefix: str) -> pd.Series:
@@ -180,13 +241,7 @@ def _privacy_columns(board: pd.DataFrame, attacks: list[str], baseline: str = BA
     plain = board[board["defense"] == baseline].groupby(key)["test_acc_mean"].first()
     reference = pd.MultiIndex.from_frame(board[key]).map(lambda k: plain.get(k, float("nan")))
     board["acc_cost"] = reference.to_numpy(dtype=float) - board["test_acc_mean"].to_numpy(dtype=float)
-    pareto = []
-    for i, row in board.iterrows():
-        peers = board[(board["dataset"] == row["dataset"]) & (board["architecture"] == row["architecture"])]
-        dominated = ((peers["test_acc_mean"] >= row["test_acc_mean"]) & (peers["strongest_auc"] <= row["strongest_auc"])
-                     & ((peers["test_acc_mean"] > row["test_acc_mean"]) | (peers["strongest_auc"] < row["strongest_auc"])))
-        pareto.append(bool(not dominated.any()) if pd.notna(row["strongest_auc"]) else False)
-    board["pareto"] = pareto
+    board["pareto"] = pareto_front(board, "strongest_auc")
     return board
 
 

@@ -81,38 +81,56 @@ class RowBuilder:
         """The cell's rows, as its protocol makes them."""
         return CellRows(*self.resolved.protocol.rows(cell, self))
 
-    def attack_row(self, cell: Cell, attack: AttackJob, report: bool = True) -> ResultRow:
-        """One attack job against one target; ``report``: a failure counts among the run's failures."""
+    def attack_row(self, cell: Cell, attack: AttackJob, report: bool = True,
+                   select: Callable[[Any], Any] | None = None, population: str = "",
+                   calibrated: bool = True) -> ResultRow:
+        """One attack job against one target; ``report``: a failure counts among the run's failures.
+
+        ``select`` (pool indices -> which to keep) restricts the metrics to one population
+        of the evaluated samples, named ``population`` in the row (a canary audit's
+        ``clean`` and ``canary``); ``calibrated`` False leaves out the balanced accuracy
+        (its threshold rests on reference non-members the design lacks).
+        """
         result = self.results[attack.key]
         if not result.ok:
-            return self.row(cell, attack, error=result.error, report=report)
+            return self.row(cell, attack, error=result.error, report=report, population=population)
         target, record = self.results[predict_key(attack.target)].value, result.value
         out = self.scores(record.output)
-        metrics = attack_metrics(out["membership"], out["scores"], out["labels"], out["thresholds"],
-                                 out["indices"]).as_row()
+        membership, scores, labels, indices = out["membership"], out["scores"], out["labels"], out["indices"]
+        if select is not None:
+            keep = select(indices)
+            membership, scores, labels, indices = membership[keep], scores[keep], labels[keep], indices[keep]
+        metrics = attack_metrics(membership, scores, labels, out["thresholds"] if calibrated else None,
+                                 indices).as_row()
         bad = self.non_finite(metrics)
         if bad:
             return self.row(cell, attack, error=attack.failure("AssertionError: non-finite metrics " + bad),
-                            report=report)
+                            report=report, population=population)
         return self.row(
             cell, attack,
             threshold_mode=record.threshold_mode,
             train_acc=target.train_acc,
             test_acc=target.test_acc,
             **metrics,
-            n_members=record.n_members,
-            n_nonmembers=record.n_nonmembers,
+            n_members=int(membership.sum()),
+            n_nonmembers=int((~membership.astype(bool)).sum()),
             defense_info=json.dumps(target.info, sort_keys=True),
+            population=population,
         )
 
-    def config_hash(self, cell: Cell, attack: AttackJob) -> str:
-        """Hash of everything that configures the row (not the code: keys of models and scores follow that)."""
+    def config_hash(self, cell: Cell, attack: AttackJob, population: str = "") -> str:
+        """Hash of everything that configures the row (not the code: keys of models and scores follow that).
+
+        A canary audit's rows of one attack differ by ``population`` (all, clean, canary) alone.
+        """
         config = {
             "dataset": cell.dataset.spec(), "architecture": cell.architecture.spec(), "defense": cell.defense.spec(),
             "training": result_dump(cell.target.run.training),
             "split_seed": self.grid.split_seed, "seed": cell.seed, "shadow": self.grid.shadow.model_dump(),
             "attack": attack.attack.spec(),
         }
+        if population:
+            config["population"] = population
         return stable_hash(config | self.resolved.protocol.row_config(self.grid))
 
     def row(self, cell: Cell, attack: AttackJob, error: str = "", report: bool = True, **values: Any) -> ResultRow:
@@ -140,7 +158,7 @@ class RowBuilder:
             shadow_training=self.grid.shadow.training,
             status="failed" if error else "ok",
             error=error,
-            config_hash=self.config_hash(cell, attack),
+            config_hash=self.config_hash(cell, attack, values.get("population", "")),
             protocol=self.resolved.protocol.name,
             mibench_version=mibench.__version__,
             plugin_versions=json.dumps(self.versions, sort_keys=True),

@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from mibench.report.results import METRICS
+from mibench.report.results import METRICS, POPULATIONS
 
 METRIC_CHOICES = {"auc": "auc", "tpr@1%": "tpr_at_1pct_fpr", "tpr@0.1%": "tpr_at_0_1pct_fpr",
                   "balanced-acc": "balanced_acc"}
@@ -57,6 +57,12 @@ def table_one(board: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
         if "strongest_auc" in r and pd.notna(r["strongest_auc"]):
             row["strongest auc"] = f"{r['strongest_auc']:.3f} ({r['strongest_auc_attack']})"
             row["pareto"] = "*" if r.get("pareto") in (True, "True") else ""
+        for population in POPULATIONS:  # a canary audit: the strongest attack on each population
+            column = f"{population}_tpr01pct"
+            if column in r and pd.notna(r[column]):
+                row[f"{population} tpr@0.1%"] = f"{with_interval(r, column)} ({r[f'{column}_attack']})"
+        if "pareto_canary" in r and pd.notna(r.get("canary_tpr01pct")):
+            row["pareto (canary)"] = "*" if r.get("pareto_canary") in (True, "True") else ""
         if int(r.get("conflicts", 0) or 0):
             row["note"] = f"{int(r['conflicts'])} conflicting rows"
         if int(r.get("failed_cells", 0) or 0):

@@ -62,6 +62,12 @@ _SOURCES: dict[str, str] = {
     "model_batches": "batches",
     "map_batches": "batches",
     "Normaliser": "batches",
+    # canaries
+    "Canary": "canary",
+    "CanaryParams": "canary",
+    "CanaryContext": "canary",
+    "CanarySet": "canary",
+    "random_other_labels": "canary",
     # attacks
     "Attack": "attack",
     "AttackContext": "attack",
@@ -83,6 +89,7 @@ _SOURCES: dict[str, str] = {
     # shared helpers
     "softmax_entropy": "outputs",
     "class_log_odds": "outputs",
+    "hinge_margin": "outputs",
     "log_probs": "outputs",
     "true_class_prob": "outputs",
     "stratified_subsample": "sampling",

@@ -212,6 +212,10 @@ class Attack(Plugin):
 
     kind: ClassVar[str] = "attack"
     needs_white_box: ClassVar[bool] = False
+    # True where the scores come from a model fit on the reference models' own members and
+    # non-members (the NN attack's classifier): a design whose references lack clean
+    # non-members (a leave-one-out canary audit) refuses it.
+    fits_on_reference_samples: ClassVar[bool] = False
     query_cost: ClassVar[float] = 0.0
     shadow_needs: ClassVar[ReferenceNeeds] = ReferenceNeeds()  # 0.2: read by needs() when a class sets it
 

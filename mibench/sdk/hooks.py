@@ -49,3 +49,11 @@ def register_attacks(register: Register) -> None:
 
     :param register: call ``register(MyAttack)`` for each attack class.
     """
+
+
+@hookspec
+def register_canaries(register: Register) -> None:
+    """Register :class:`mibench.sdk.Canary` subclasses (canary designs for ``pool.canaries``).
+
+    :param register: call ``register(MyCanary)`` for each canary class.
+    """

@@ -20,6 +20,16 @@ def class_log_odds(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     return logits.gather(1, c).squeeze(1) - torch.logsumexp(others, 1)
 
 
+def hinge_margin(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """g_c - max_{i != c} g_i per row: the logit margin of class ``classes[row]`` over the best other class.
+
+    Aerni et al. (2024) score RelaxLoss with it: RelaxLoss flattens the posterior, which
+    squeezes the scaled logit, while the raw margin keeps its spread.
+    """
+    c = classes.view(-1, 1)
+    return logits.gather(1, c).squeeze(1) - logits.scatter(1, c, float("-inf")).amax(1)
+
+
 def _log_softmax_exact(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(log p, each row's top class, its log-odds phi): log_softmax with the top entry from phi."""
     top = logits.argmax(1, keepdim=True)

@@ -3,6 +3,9 @@
 phi(x) = log p_y - log sum_{i != y} p_i (the logit-scaled confidence), computed in
 float64 straight from the logits: phi = g_y - logsumexp_{i != y} g_i
 (:func:`mibench.sdk.class_log_odds`). The reference models are the shadow models.
+``signal`` replaces phi for adaptive attacks (:mod:`mibench_plugins.attacks.signals`):
+``hinge`` (g_y - max_{i != y} g_i, which Aerni et al. use against RelaxLoss), ``loss``
+(log p_y) or ``confidence`` (p_y); the Gaussians and the score are the same.
 
 ``mode: offline`` (the default; the paper's protocol, where no shadow trained on an
 evaluation sample): for each evaluation sample a Gaussian N(mu, sigma^2) is fitted to
@@ -61,7 +64,8 @@ import torch
 from pydantic import Field
 from scipy.special import log_ndtr
 
-from mibench.sdk import Params, ReferenceAttack, ReferenceNeeds, Table, class_log_odds, hookimpl, unit_inputs
+from mibench.sdk import Params, ReferenceAttack, ReferenceNeeds, Table, hookimpl, unit_inputs
+from mibench_plugins.attacks.signals import Signal, membership_signal
 
 FLIP_BATCH = 1024  # samples per mirrored query batch
 
@@ -82,6 +86,11 @@ class LiRAParams(Params):
         description="Also query every model on the horizontal mirror of each sample and average the two phi's "
         "(as Carlini et al.'s code does; one more black-box pass per sample and model).",
     )
+    signal: Signal = Field(
+        "scaled-logit",
+        description="The per-model membership signal the Gaussians are fitted to: scaled-logit (phi, the paper's), "
+        "hinge (g_y - max_{i != y} g_i; Aerni et al. against RelaxLoss), loss (log p_y) or confidence (p_y).",
+    )
     fix_variance: bool | None = Field(
         None,
         description="One global sigma per side for every sample. null (auto): online, fixed below "
@@ -91,7 +100,7 @@ class LiRAParams(Params):
 
 def scaled_logit(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     """phi = log p_y - log(sum_{i != y} p_i) = g_y - logsumexp_{i != y} g_i, in float64."""
-    return class_log_odds(logits.double(), labels).numpy()
+    return membership_signal("scaled-logit", logits, labels)
 
 
 def uses_fixed_variance(fix_variance: bool | None, mode: str, reference_models: int, pool: bool = False) -> bool:
@@ -188,10 +197,10 @@ class LiRAAttack(ReferenceAttack):
         return ReferenceNeeds(count=2)
 
     def signal(self, logits, labels):
-        return scaled_logit(logits, labels)
+        return membership_signal(self.params.signal, logits, labels)
 
     def model_signal(self, model, indices):
-        """phi of the sample; with ``flip``, the mean of phi on the sample and on its mirror (black-box queries)."""
+        """The signal of the sample; with ``flip``, its mean over the sample and its mirror (black-box queries)."""
         phi = super().model_signal(model, indices)
         if not self.params.flip:
             return phi
@@ -199,7 +208,7 @@ class LiRAAttack(ReferenceAttack):
         for start in range(0, len(indices), FLIP_BATCH):
             chunk = np.asarray(indices[start : start + FLIP_BATCH])
             logits = model.query(unit_inputs(model.pool, chunk, model.device).flip(-1))
-            mirrored.append(scaled_logit(logits, model.labels(chunk)))
+            mirrored.append(self.signal(logits, model.labels(chunk)))
         return (phi + np.concatenate(mirrored)) / 2
 
     def compare(self, x, z, ctx):

@@ -86,6 +86,7 @@ class NNAttack(Attack):
 
     name = "nn"
     Params = NNParams
+    fits_on_reference_samples = True
 
     def features(self, model, indices: np.ndarray, num_classes: int, device: torch.device) -> torch.Tensor:
         return attack_features(model.logits(indices), model.labels(indices), num_classes).to(device)

@@ -1,7 +1,9 @@
 """RMIA (Zarifzadeh et al. 2024, "Low-Cost High-Power Membership Inference Attacks"), offline and online.
 
-With Pr(s | theta) = p_y(s), the softmax probability of the true label, and the shadow
-models as reference models:
+With Pr(s | theta) = p_y(s), the softmax probability of the true label (``signal:
+confidence``; ``hinge`` and ``scaled-logit`` put exp of the margin or of phi in its
+place for adaptive attacks, see :func:`mibench_plugins.attacks.signals.likelihood_signal`),
+and the shadow models as reference models:
 
 - ``mode: offline`` (the default): Pr(s) = ((1 + a) / 2) * mean_OUT Pr(s | theta_ref)
   + (1 - a) / 2, the offline estimate of the marginal from the references that did not
@@ -40,10 +42,10 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
-from mibench.sdk import Params, ReferenceAttack, ReferenceNeeds, Table, hookimpl, true_class_prob
+from mibench.sdk import Params, ReferenceAttack, ReferenceNeeds, Table, hookimpl
+from mibench_plugins.attacks.signals import Signal, likelihood_signal
 
 TINY = 1e-300  # floor of the marginal Pr(s), so that an LR is always finite
 
@@ -60,14 +62,14 @@ class RMIAParams(Params):
         gt=0,
         description="x beats z when LR(x) / LR(z) > gamma (the paper uses 1 or 2). null (auto): 2 offline, 1 online.",
     )
+    signal: Signal = Field(
+        "confidence",
+        description="Pr(x | theta) of the likelihood ratio: confidence (p_y, the paper's), loss (exp(-CE), the same "
+        "as confidence), scaled-logit (the odds exp(phi)) or hinge (exp(g_y - max_{i != y} g_i)).",
+    )
     population_size: int | None = Field(
         10000, ge=1, description="Population samples z drawn from the shadow half (null: all of them)."
     )
-
-
-def true_label_probability(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    """p_y = softmax(logits)_y, in float64."""
-    return true_class_prob(logits.double(), labels).numpy()
 
 
 def marginal(table: Table, a: float, mode: str = "offline") -> np.ndarray:
@@ -111,7 +113,7 @@ class RMIAAttack(ReferenceAttack):
         return ReferenceNeeds()
 
     def signal(self, logits, labels):
-        return true_label_probability(logits, labels)
+        return likelihood_signal(self.params.signal, logits, labels)
 
     def population_size(self):
         return self.params.population_size

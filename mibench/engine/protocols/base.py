@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 from mibench.config.errors import Problem
 from mibench.config.plugin_config import PluginConfig
 from mibench.engine.protocols.splits import Splits
-from mibench.sdk import ReferenceNeeds
+from mibench.sdk import Pool, ReferenceNeeds
 
 if TYPE_CHECKING:
     from mibench.config.grid import Grid
@@ -53,6 +53,7 @@ class Protocol:
 
     name: ClassVar[str] = ""
     splits_type: ClassVar[type[Splits]] = Splits  # the class whose code makes the splits (in every model key)
+    accepts_canaries: ClassVar[bool] = False  # whether ``pool.canaries`` may be set (:meth:`with_canaries`)
 
     # ------------------------------------------------------------------ the grid
 
@@ -64,6 +65,14 @@ class Protocol:
     def check(cls, grid: "Grid", attacks: Sequence[PluginConfig]) -> list[Problem]:
         """Problems of ``grid`` under this protocol (one per line): what attacks need that it cannot give."""
         return []
+
+    def with_canaries(self, canaries: PluginConfig, grid: "Grid") -> "Protocol":
+        """This protocol with the grid's ``pool.canaries`` planted (only where :attr:`accepts_canaries`)."""
+        raise NotImplementedError
+
+    def check_datasets(self, datasets: Sequence[PluginConfig]) -> tuple[list[Problem], list[str]]:
+        """(problems, warnings) of this protocol on the grid's datasets, known from their shapes alone."""
+        return [], []
 
     def describe(self, grid: "Grid") -> str:
         """One line for ``mibench validate``: the protocol and its models."""
@@ -86,6 +95,10 @@ class Protocol:
     def build_splits(self, pool_size: int, split_seed: int) -> Splits:
         """The splits of a pool of ``pool_size`` samples (an instance of :attr:`splits_type`)."""
         raise NotImplementedError
+
+    def prepare_pool(self, pool: Pool, splits: Splits) -> Pool:
+        """The pool every model of the protocol trains and is attacked on: the dataset's (a canary audit adds rows)."""
+        return pool
 
     def training_samples(self, pool_size: int) -> int:
         """About how many samples one model trains on (the compute estimate's count)."""

@@ -7,9 +7,10 @@ targets, and every per-target row goes to ``per_target.csv``.
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -28,6 +29,11 @@ from mibench.sdk import ReferenceNeeds
 
 SPREAD = ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr")
 
+CANARY_STRATEGY = "mibench.engine.protocols.canary:CanaryPoolProtocol"  # the pool protocol with pool.canaries
+
+# Which rows of an attack output (by their pool indices) a population keeps; None: every row.
+Selection = Callable[[np.ndarray], np.ndarray] | None
+
 
 def pool_seed(target_seed: int, m: int) -> int:
     """The training seed of pool model ``m`` in the pool of grid seed ``target_seed``."""
@@ -40,6 +46,7 @@ class PoolProtocol(Protocol):
 
     name: ClassVar[str] = "pool"
     splits_type: ClassVar[type[PoolSplits]] = PoolSplits
+    accepts_canaries: ClassVar[bool] = True
     models: int = 16
     dataset_fraction: float = 0.5
 
@@ -64,7 +71,22 @@ class PoolProtocol(Protocol):
             problems.append(Problem(("attacks", position), f"attack {a.label!r} needs {count} IN and {count} OUT "
                                     f"reference models per sample; pool.models {models} gives {per_side} of "
                                     f"each (use at least {2 * count + 2} models)"))
+        if grid.pool.base == "always":
+            if grid.pool.canaries is None:
+                problems.append(Problem(("pool", "base"), "'always' (every sample IN for every model) needs "
+                                        "pool.canaries: only the canaries' membership varies"))
+            for a in attacks:
+                if a.info.cls.fits_on_reference_samples:
+                    problems.append(Problem(("attacks", a.position), f"attack {a.label!r} learns from the reference "
+                                            "models' members and non-members; under pool.base: always their only "
+                                            "non-members are canaries: use pool.base: half"))
         return problems
+
+    def with_canaries(self, canaries: PluginConfig, grid) -> "PoolProtocol":
+        # The audit's strategy builds on this module, so it is found by name (as the registry finds protocols).
+        module, _, name = CANARY_STRATEGY.partition(":")
+        strategy = getattr(importlib.import_module(module), name)
+        return strategy(self.models, self.dataset_fraction, canaries, grid.pool.canaries.count, grid.pool.base)
 
     def describe(self, grid) -> str:
         return (f"pool: {self.models} models per defense config and seed, each on half of "
@@ -103,30 +125,51 @@ class PoolProtocol(Protocol):
     def row_config(self, grid) -> dict[str, Any]:
         return {"pool": grid.pool.model_dump()}
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether rows report metrics that rest on a threshold calibrated on the references (balanced accuracy)."""
+        return True
+
+    def populations(self, cell) -> dict[str, Selection]:
+        """The sample populations each attack's rows report, by name: here one, every evaluated sample."""
+        return {"": None}
+
+    def canary_rows(self, cell) -> np.ndarray | None:
+        """The pool rows of the cell's canaries (None: a design without canaries)."""
+        return None
+
     def rows(self, cell, builder) -> tuple[list[Any], list[Any]]:
         rows, per_target = [], []
+        populations = self.populations(cell)
         for group in cell.attack_groups():
-            targets = [builder.attack_row(cell, job, report=False) for job in group]
-            per_target.extend(targets)
-            rows.append(self._pooled_row(cell, group, targets, builder))
+            for population, select in populations.items():
+                targets = [builder.attack_row(cell, job, report=False, select=select, population=population,
+                                              calibrated=self.calibrated) for job in group]
+                per_target.extend(targets)
+                rows.append(self._pooled_row(cell, group, targets, builder, select, population))
         return rows, per_target
 
-    def _pooled_row(self, cell, group, per_target, builder) -> Any:
+    def _pooled_row(self, cell, group, per_target, builder, select: Selection = None, population: str = "") -> Any:
         """One attack against every model of the pool: the pooled ROC's metrics, the spread over targets.
 
         Each per-target row goes to per_target.csv; the pooled scores are stored as an
         attack output of their own (its key in ``attack_output``), so ROC curves and the
-        exposure list read them like any other.
+        exposure list read them like any other. ``select`` keeps one population's samples.
         """
         failed = [r for r in per_target if r.status == "failed"]
         if failed:
             error = f"{len(failed)} of {len(group)} targets failed; first: {failed[0].error}"
-            return builder.row(cell, group[0], error=error, targets=len(group))
+            first = population == next(iter(self.populations(cell)))  # one failure line per attack, not per population
+            return builder.row(cell, group[0], error=error, targets=len(group), population=population, report=first)
         try:
-            key, pooled = pool_scores(builder.store, {job.output_key: builder.scores(job.output_key) for job in group})
+            key, pooled = pool_scores(builder.store, {job.output_key: builder.scores(job.output_key) for job in group},
+                                      self.canary_rows(cell))
         except PooledWriteError as exc:  # the metrics need only the arrays in memory
             key, pooled = exc.key, exc.arrays
             builder.write_failed(exc.path, exc.error)
+        if select is not None:
+            keep = select(pooled["indices"])
+            pooled = {name: values[keep] for name, values in pooled.items()}
         metrics = attack_metrics(pooled["membership"], pooled["scores"], pooled["labels"], None,
                                  pooled["indices"]).as_row()
         metrics["balanced_acc"] = float(np.mean([r.balanced_acc for r in per_target]))
@@ -151,6 +194,7 @@ class PoolProtocol(Protocol):
             defense_info=per_target[0].defense_info,
             attack_output=key,
             target_model="pool:" + stable_hash([job.target.key for job in group]),
+            population=population,
         )
 
 
@@ -162,17 +206,21 @@ class PooledWriteError(Exception):
         self.key, self.arrays, self.path, self.error = key, arrays, path, error
 
 
-def pool_scores(store: Store, outputs: dict[str, dict[str, np.ndarray]]) -> tuple[str, dict[str, np.ndarray]]:
+def pool_scores(store: Store, outputs: dict[str, dict[str, np.ndarray]],
+                canary_rows: np.ndarray | None = None) -> tuple[str, dict[str, np.ndarray]]:
     """The outputs of one attack against each model of a pool (by output key, in target order), concatenated.
 
     Scores are pooled as they are (Carlini et al. pool the ROC over targets); ``target``
-    says which output (position in ``outputs``) each row came from. The pooled output is
-    written once, for the ROC curves, the report and the exposure list. Returns (key, arrays).
+    says which output (position in ``outputs``) each row came from, and, in a canary
+    audit, ``canary`` whether its sample is a canary (``canary_rows``). The pooled output
+    is written once, for the ROC curves, the report and the exposure list. Returns (key, arrays).
     """
-    key = stable_hash(["pooled", *outputs])
+    key = stable_hash(["pooled", *outputs] + (["canaries"] if canary_rows is not None else []))
     parts = list(outputs.values())
     arrays = {name: np.concatenate([p[name] for p in parts]) for name in ("scores", "membership", "labels", "indices")}
     arrays["target"] = np.concatenate([np.full(len(p["scores"]), i) for i, p in enumerate(parts)])
+    if canary_rows is not None:
+        arrays["canary"] = np.isin(arrays["indices"], canary_rows)
     if not (store.has("attacks", key, "npz") and store.has("attacks", key, "json")):
         try:
             store.save_json("attacks", key, {"threshold_mode": "none", "info": {"pooled": list(outputs)},

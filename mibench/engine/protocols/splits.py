@@ -20,7 +20,7 @@ whose evaluation samples are D, and the other M - 1 are its reference models.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +55,30 @@ def halve(indices: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np
     return np.sort(perm[:cut]), np.sort(perm[cut:])
 
 
+EMPTY = np.zeros(0, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class Split:
-    """A model's training data (members) and held-out data (non-members)."""
+    """A model's training data (members) and held-out data (non-members).
+
+    Designs with canaries add three optional sets: ``copies``, pool rows trained on
+    beside the members but never scored (the repeats of a duplicated canary);
+    ``scored``, the samples attacks are scored on when not every member and non-member
+    is (None: all of them); ``test``, the held-out samples of the test accuracy when
+    they are not the non-members (None: the non-members).
+    """
 
     members: np.ndarray
     nonmembers: np.ndarray
+    copies: np.ndarray = field(default_factory=lambda: EMPTY)
+    scored: np.ndarray | None = None
+    test: np.ndarray | None = None
+
+    @property
+    def training(self) -> np.ndarray:
+        """Every pool row the model trains on: its members and the copies of those that repeat."""
+        return np.sort(np.concatenate([self.members, self.copies])) if len(self.copies) else self.members
 
     def check_disjoint(self) -> None:
         if np.intersect1d(self.members, self.nonmembers).size:
@@ -71,6 +89,7 @@ class Splits:
     """A protocol's index sets on one pool: each role's split, the population, the attack view."""
 
     population: np.ndarray  # pool indices no evaluated model trained on (reference attacks' z samples)
+    canaries: np.ndarray = EMPTY  # pool rows that are canaries (their repeats included): never in an accuracy
 
     def split(self, role: Role) -> Split:
         raise NotImplementedError
@@ -85,8 +104,9 @@ class Splits:
 
     @classmethod
     def code(cls) -> str:
-        """Digest of the module that defines these splits (part of every model key)."""
-        return code_digest({cls.__module__: Path(inspect.getfile(cls))})
+        """Digest of the modules that define these splits and the classes they build on (part of every model key)."""
+        return code_digest({c.__module__: Path(inspect.getfile(c)) for c in cls.__mro__
+                            if isinstance(c, type) and issubclass(c, Splits)})
 
 
 def _unknown(role: Role) -> ValueError:

@@ -1,0 +1,1 @@
+"""Built-in canary designs (REFERENCE §8): mislabeled, noise, blank and duplicated canaries."""
