@@ -201,3 +201,46 @@ def test_leave_one_out_reports_the_canaries_alone(tmp_path, write_grid, registry
     assert results["test_acc"].notna().all() and (results["test_acc"] > 0.5).all()  # on the population
     info = json.loads((ran.out / "run.json").read_text())
     assert info["grid"]["pool"]["base"] == "always"
+
+
+@pytest.mark.slow
+def test_every_pool_row_bounds_epsilon_and_a_bound_above_the_accountants_fails_the_row(tmp_path, write_grid, registry):
+    ran = run_grid(write_grid, registry, tmp_path / "run",
+                   digits_grid(name="audit", defenses="[ce, claims-dp]", attacks="[loss]", shadow=0,
+                               extra="protocol: pool\npool: {models: 6, canaries: {name: mislabeled, count: 60}}\n"))
+    results = ran.results.set_index(["defense", "population"])
+    ce = results.loc[("ce", "canary")]
+    assert ce["status"] == "ok" and ce["eps_lower"] > 0 and ce["eps_method"] == "one-run"
+    assert ce["eps_delta"] == 1e-5 and ce["eps_confidence"] == pytest.approx(0.95)  # one attack: no correction
+    assert np.isnan(ce["accountant_epsilon"])
+    failed = results.loc[("claims-dp", "canary")]
+    assert failed["status"] == "failed"
+    assert ("the empirical epsilon lower bound" in failed["error"] and "exceeds the accountant's epsilon 0.01: a bug "
+            "in the accountant, the attack or the bound" in failed["error"])
+    assert results.loc[("ce", "all"), "status"] == "ok"
+
+
+def test_each_heuristic_config_gets_the_dp_sgd_config_closest_at_or_above_its_accuracy():
+    from mibench.report.results import NO_DP_BASELINE, _dp_baseline_columns
+
+    def config(defense, acc, tpr, low, high, eps=np.nan):
+        return {"dataset": "d", "architecture": "a", "defense": defense, "shadow_training": "adaptive",
+                "protocol": "pool", "test_acc_mean": acc, "canary_tpr01pct": tpr, "canary_tpr01pct_low": low,
+                "canary_tpr01pct_high": high, "accountant_epsilon": eps}
+
+    board = pd.DataFrame([
+        config("ce", 0.85, 0.30, 0.25, 0.35),
+        config("relaxloss", 0.80, 0.02, 0.01, 0.03),
+        config("crl", 0.78, 0.10, 0.05, 0.15),
+        config("dp-sgd(noise_multiplier=0.1)", 0.82, 0.12, 0.08, 0.16, eps=900.0),
+        config("dp-sgd", 0.79, 0.01, 0.00, 0.02, eps=3.0),
+    ])
+    out = _dp_baseline_columns(board).set_index("defense")
+    assert out.loc["ce", "dp_baseline"] == NO_DP_BASELINE and pd.isna(out.loc["ce", "beats_dp_baseline"])
+    assert out.loc["relaxloss", "dp_baseline"] == "dp-sgd(noise_multiplier=0.1)"  # 0.82: the closest at or above
+    assert out.loc["relaxloss", "beats_dp_baseline"] == "yes"  # [0.01, 0.03] wholly below [0.08, 0.16]
+    assert out.loc["crl", "dp_baseline"] == "dp-sgd" and out.loc["crl", "dp_baseline_test_acc"] == 0.79
+    assert out.loc["crl", "beats_dp_baseline"] == "no"  # [0.05, 0.15] wholly above [0.00, 0.02]
+    assert pd.isna(out.loc["dp-sgd", "dp_baseline"])  # a DP config is a baseline, not judged against one
+    board.loc[2, ["canary_tpr01pct_low", "canary_tpr01pct_high"]] = [0.0, 0.03]
+    assert _dp_baseline_columns(board).set_index("defense").loc["crl", "beats_dp_baseline"] == "within noise"

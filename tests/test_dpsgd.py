@@ -58,3 +58,70 @@ def test_without_opacus_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "opacus", None)
     with pytest.raises(ImportError, match=r"pip install 'mibench\[dp\]'"):
         DPSGD().train(digits_job(epochs=1))
+
+
+# ------------------------------------------------------------ DP-SGD tuned for accuracy (Aerni et al. 2024)
+
+
+def _train(params, job=None, augment=None):
+    """DP-SGD on the digits target split, from the same initial weights every time."""
+    import dataclasses
+
+    from mibench.sdk.trainer import Trainer
+
+    job = job or digits_job(epochs=2)
+    if augment is not None:
+        pool = dataclasses.replace(job.pool, augment=augment)
+        job = dataclasses.replace(job, pool=pool, trainer=Trainer(job.trainer.config, pool, job.device, job.seed))
+    torch.manual_seed(0)
+    return DPSGD(DPSGD.Params(**params)).train(job)
+
+
+def _weights(trained):
+    return torch.cat([t.flatten() for t in trained.model.state_dict().values()])
+
+
+def test_no_noise_trains_and_reports_an_infinite_epsilon():
+    trained = _train({"noise_multiplier": 0.0})
+    assert trained.info["epsilon"] == math.inf and trained.info["noise_multiplier"] == 0.0
+    assert torch.isfinite(_weights(trained)).all()
+
+
+def test_physical_batches_accumulate_into_the_same_logical_step():
+    whole = _train({"noise_multiplier": 0.5, "batch_size": 64})
+    split = _train({"noise_multiplier": 0.5, "batch_size": 64, "max_physical_batch_size": 16})
+    torch.testing.assert_close(_weights(split), _weights(whole), rtol=1e-4, atol=1e-5)
+    other = _train({"noise_multiplier": 0.5, "batch_size": 128})  # the logical batch is a result: it changes them
+    assert not torch.allclose(_weights(other), _weights(whole), atol=1e-3)
+
+
+def test_augmentation_multiplicity_averages_each_samples_views_before_clipping(monkeypatch):
+    def identity(x, generator):
+        return x
+
+    sizes = []
+    real_batch = PrivateTrainer.batch
+
+    def record(self, x, targets, idx, augment=True):
+        sizes.append(len(idx))
+        return real_batch(self, x, targets, idx, augment)
+
+    monkeypatch.setattr(PrivateTrainer, "batch", record)
+    once = _train({"noise_multiplier": 0.5}, augment=identity)
+    rows_once = sum(sizes)
+    sizes.clear()
+    four = _train({"noise_multiplier": 0.5, "augmentations": 4}, augment=identity)
+    assert sum(sizes) == 4 * rows_once  # four views of every sample...
+    # ...whose gradients, identical here, average to the one view's: the same clipped, noised step
+    torch.testing.assert_close(_weights(four), _weights(once), rtol=1e-4, atol=1e-5)
+    assert four.info["augmentations"] == 4
+    with pytest.raises(ValueError, match="augmentations 4 needs a dataset with augmentation"):
+        _train({"augmentations": 4})
+
+
+def test_presets_set_what_is_not_given():
+    high = DPSGD.Params(preset="high-utility")
+    assert (high.noise_multiplier, high.batch_size, high.augmentations) == (0.00625, 64, 8)
+    medium = DPSGD.Params(preset="medium-utility", noise_multiplier=0.5)
+    assert (medium.noise_multiplier, medium.batch_size, medium.augmentations) == (0.5, 2048, 1)
+    assert DPSGD.Params().noise_multiplier == 1.0 and DPSGD.Params().batch_size is None

@@ -53,6 +53,17 @@ class CanaryEntry(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict, description="The design's own params.")
 
 
+class EpsilonConfig(StrictModel):
+    """``pool.epsilon``: how every pool row's empirical epsilon lower bound is computed (REFERENCE §9)."""
+
+    method: Literal["one-run", "threshold"] = Field(
+        "one-run", description="one-run: Steinke, Nasr and Jagielski 2023 (guesses with abstention); threshold: "
+        "one threshold with Clopper-Pearson bounds on TPR and FPR.")
+    delta: float = Field(1e-5, ge=0, lt=1, description="The delta of the (epsilon, delta) the bound is on.")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence of the bound, shared by every attack "
+                              "of the grid (each attack's row is bounded at 1 - (1 - confidence) / attacks).")
+
+
 class PoolConfig(StrictModel):
     """The pool protocol (REFERENCE §7): M models, each trained on a random half of one sample set."""
 
@@ -63,6 +74,7 @@ class PoolConfig(StrictModel):
     canaries: Annotated[CanaryEntry | None, BeforeValidator(_name_to_entry)] = Field(
         None, description="A canary audit (REFERENCE §8): canaries added to D, each IN for half of the models; "
         "every row then reports its metrics over all, clean and canary samples.")
+    epsilon: EpsilonConfig = Field(default_factory=EpsilonConfig, description="The empirical epsilon of each row.")
     base: Literal["half", "always"] = Field(
         "half", description="With canaries: 'half', every sample of D is IN for half of the models; 'always', "
         "Aerni et al.'s leave-one-out design: every non-canary sample is IN for every model and only the "

@@ -82,6 +82,12 @@ def privacy_utility(configs: pd.DataFrame, title: str) -> str:
         if on_front.any():
             ax.step(x[on_front][order], y[on_front][order], where="post", color="tab:green", linewidth=1.2,
                     label="Pareto front", zorder=2)
+        if "accountant_epsilon" in configs:  # DP configs: the baseline curve a heuristic defense must beat
+            dp = configs["accountant_epsilon"].notna().to_numpy() & np.isfinite(x) & np.isfinite(y)
+            if dp.sum() >= 1:
+                order_dp = np.argsort(y[dp])
+                ax.plot(x[dp][order_dp], y[dp][order_dp], "--", color="tab:purple", linewidth=1.2, zorder=2,
+                        label="DP-SGD baseline")
         ax.scatter(x[~on_front], y[~on_front], color="tab:blue", s=22, zorder=3, label="config")
         ax.scatter(x[on_front], y[on_front], color="tab:green", marker="D", s=26, zorder=3, label="on the front")
         for xi, yi, name in zip(x, y, configs["defense"]):

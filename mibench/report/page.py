@@ -186,7 +186,7 @@ def _leaderboard_section(board: pd.DataFrame, merged: pd.DataFrame) -> str:
             "In a canary audit, <em>clean</em> and <em>canary tpr@0.1%</em>: the strongest attack's TPR at 0.1% "
             "FPR over the clean samples and over the canaries alone, with its 95% interval and the attack (the "
             "best of every attack and signal run: choosing the best of k attacks on the same data is optimistic, "
-            "see docs/plugins.md); <em>pareto (canary)</em>: the front of test accuracy against that canary TPR.</p>")
+            "see the README's canary audits); <em>pareto (canary)</em>: the front of test accuracy against that canary TPR.</p>")
     return "<h2>Leaderboard</h2>" + note + _table(table, classes, raw=set(table.columns))
 
 

@@ -58,6 +58,12 @@ class ResultRow(BaseModel):
     fp_at_0_01pct_fpr: int = 0
     protocol: str = "paper"  # 'pool': the metrics above are of the ROC pooled over the pool's targets
     population: str = ""  # a canary audit's samples the metrics are over: all, clean or canary ('': every sample)
+    eps_lower: float = math.nan  # a pool's empirical epsilon lower bound on these samples (mibench.engine.epsilon)
+    eps_method: str = ""  # one-run | threshold
+    eps_delta: float = math.nan
+    eps_confidence: float = math.nan  # per row: 1 - (1 - pool.epsilon.confidence) / attacks of the grid
+    eps_choice: str = ""  # the threshold or guesses chosen on the other half of the targets
+    accountant_epsilon: float = math.nan  # a DP defense's own (upper-bound) epsilon, from its training info
     targets: int = 1  # targets evaluated (the pool's models); the spread over them follows
     auc_target_mean: float = math.nan
     auc_target_std: float = math.nan
@@ -154,6 +160,7 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
         board["seeds"] = board["seeds"].fillna(0).astype(int)
     board = _privacy_columns(board, attacks if not ok.empty else [])
     board = _population_columns(board, every)
+    board = _epsilon_columns(board, every)
     if "conflict" in results:
         conflicts = results[results["conflict"] == True].groupby(GROUP).size()  # noqa: E712 - a column of bools
         board["conflicts"] = conflicts.reindex(pd.MultiIndex.from_frame(board[GROUP])).fillna(0).astype(int).values
@@ -196,6 +203,75 @@ def _population_columns(board: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
     if "canary_tpr01pct" in board and "test_acc_mean" in board:
         board["pareto_canary"] = pareto_front(board, "canary_tpr01pct")
     return board
+
+
+def _epsilon_columns(board: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
+    """Per population, the largest empirical epsilon lower bound over the attacks (``<population>_eps_lower``),
+    and a DP defense's own epsilon (``accountant_epsilon``, from its training info).
+
+    Each attack's bound is at 1 - (1 - confidence) / attacks (``pool.epsilon``), so the largest of
+    them holds at the grid's confidence.
+    """
+    if board.empty or "eps_lower" not in ok or ok["eps_lower"].isna().all():
+        return board
+    index = pd.MultiIndex.from_frame(board[GROUP])
+    for population in ("", *POPULATIONS):
+        part = ok[ok["population"].isin(AVERAGE_CASE if population == "" else (population,))]
+        if part.empty or part["eps_lower"].isna().all():
+            continue
+        column = f"{population}_eps_lower" if population else "eps_lower"
+        best = part.groupby(GROUP, sort=False)["eps_lower"].max().reindex(index)
+        board[column] = best.to_numpy(dtype=float)
+    accountant = ok.groupby(GROUP, sort=False)["accountant_epsilon"].mean().reindex(index)
+    board["accountant_epsilon"] = accountant.to_numpy(dtype=float)
+    return _dp_baseline_columns(board)
+
+
+NO_DP_BASELINE = "no DP-SGD config reaches this accuracy"
+
+
+def _dp_baseline_columns(board: pd.DataFrame) -> pd.DataFrame:
+    """Each heuristic config's DP-SGD baseline (Aerni et al. 2024): the DP config of the same dataset and
+    architecture whose test accuracy is closest at or above its own.
+
+    A DP config is one whose rows carry an accountant epsilon. ``beats_dp_baseline``: ``yes``
+    where the config's canary TPR at 0.1% FPR interval lies wholly below the baseline's,
+    ``no`` where wholly above, ``within noise`` where they overlap.
+    """
+    dp = board["accountant_epsilon"].notna()
+    if not dp.any() or "test_acc_mean" not in board:
+        return board
+    names, accs, tprs, verdicts = [], [], [], []
+    for i, row in board.iterrows():
+        if dp.loc[i]:
+            names.append(None), accs.append(math.nan), tprs.append(math.nan), verdicts.append(None)
+            continue
+        peers = board[dp & (board["dataset"] == row["dataset"]) & (board["architecture"] == row["architecture"])
+                      & (board["test_acc_mean"] >= row["test_acc_mean"])]
+        if peers.empty or pd.isna(row["test_acc_mean"]):
+            names.append(NO_DP_BASELINE), accs.append(math.nan), tprs.append(math.nan), verdicts.append(None)
+            continue
+        base = peers.loc[peers["test_acc_mean"].idxmin()]
+        names.append(base["defense"]), accs.append(float(base["test_acc_mean"]))
+        tprs.append(float(base.get("canary_tpr01pct", math.nan)))
+        verdicts.append(_verdict(row, base))
+    board["dp_baseline"] = names
+    board["dp_baseline_test_acc"] = accs
+    board["dp_baseline_canary_tpr01pct"] = tprs
+    board["beats_dp_baseline"] = verdicts
+    return board
+
+
+def _verdict(row: pd.Series, base: pd.Series) -> str | None:
+    """yes / no / within noise: the config's canary TPR interval against its baseline's."""
+    column = "canary_tpr01pct"
+    if column not in row or pd.isna(row.get(column)) or pd.isna(base.get(column)):
+        return None
+    if row[f"{column}_high"] < base[f"{column}_low"]:
+        return "yes"
+    if row[f"{column}_low"] > base[f"{column}_high"]:
+        return "no"
+    return "within noise"
 
 
 def pareto_front(board: pd.DataFrame, leak: str) -> list[bool]:

@@ -61,6 +61,17 @@ def table_one(board: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
             column = f"{population}_tpr01pct"
             if column in r and pd.notna(r[column]):
                 row[f"{population} tpr@0.1%"] = f"{with_interval(r, column)} ({r[f'{column}_attack']})"
+        for population in ("", "clean", "canary"):  # the empirical epsilon lower bounds (largest over attacks)
+            column = f"{population}_eps_lower" if population else "eps_lower"
+            if column in r and pd.notna(r[column]):
+                row[f"{population + ' ' if population else ''}eps_lower"] = f"{r[column]:.2f}"
+        if "accountant_epsilon" in r and pd.notna(r["accountant_epsilon"]):
+            row["accountant eps"] = f"{r['accountant_epsilon']:.3g}"
+        if isinstance(r.get("dp_baseline"), str):
+            verdict = r.get("beats_dp_baseline")
+            acc = r.get("dp_baseline_test_acc")
+            row["dp-sgd baseline"] = (r["dp_baseline"] if pd.isna(acc) else
+                                      f"{r['dp_baseline']} ({acc:.3f})" + (f": beats {verdict}" if isinstance(verdict, str) else ""))
         if "pareto_canary" in r and pd.notna(r.get("canary_tpr01pct")):
             row["pareto (canary)"] = "*" if r.get("pareto_canary") in (True, "True") else ""
         if int(r.get("conflicts", 0) or 0):

@@ -17,6 +17,7 @@ class Boom(Defense):
 def register_defenses(register):
     register(Boom)
     register(DiesOnce)
+    register(ClaimsTinyEpsilon)
 
 
 # --- plugins that `mibench validate` must refuse before any training (issue 8, section 3)
@@ -71,6 +72,7 @@ def register_datasets(register):
 import os  # noqa: E402
 import signal  # noqa: E402
 
+from mibench.sdk import TrainedModel  # noqa: E402
 from mibench_plugins.defenses.ce import CE  # noqa: E402
 
 DIE_ONCE_MARKER = "MIBENCH_TEST_DIE_ONCE"  # env var: a file path; the first training run to create it dies
@@ -93,3 +95,13 @@ class DiesOnce(CE):
                 os.kill(os.getpid(), signal.SIGKILL)
         return super().train(job)
 
+
+
+class ClaimsTinyEpsilon(CE):
+    """Cross-entropy that claims, falsely, to be (0.01, 1e-5)-DP: an empirical bound above it must fail the row."""
+
+    name = "claims-dp"
+
+    def train(self, job):
+        trained = super().train(job)
+        return TrainedModel(trained.model, trained.members, {**trained.info, "epsilon": 0.01, "delta": 1e-5})

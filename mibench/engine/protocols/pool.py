@@ -8,6 +8,7 @@ targets, and every per-target row goes to ``per_target.csv``.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
@@ -19,6 +20,7 @@ from mibench.config.grid import MIN_POOL_MODELS
 from mibench.config.plugin_config import PluginConfig
 from mibench.config.resolve import needs_of
 from mibench.config.seeds import derived_seed
+from mibench.engine.epsilon import audit_epsilon
 from mibench.engine.metrics import attack_metrics
 from mibench.engine.models import ModelRef, TrainingRun
 from mibench.engine.plan import CellSpec, RunBook, training_identity
@@ -49,10 +51,15 @@ class PoolProtocol(Protocol):
     accepts_canaries: ClassVar[bool] = True
     models: int = 16
     dataset_fraction: float = 0.5
+    # (method, delta, confidence per attack row) of each row's empirical epsilon (mibench.engine.epsilon);
+    # in no key: rows are recomputed from the stored scores
+    epsilon: tuple[str, float, float] = ("one-run", 1e-5, 0.95)
 
     @classmethod
     def from_grid(cls, grid) -> "PoolProtocol":
-        return cls(grid.pool.models, grid.pool.dataset_fraction)
+        e = grid.pool.epsilon
+        return cls(grid.pool.models, grid.pool.dataset_fraction,
+                   (e.method, e.delta, 1 - (1 - e.confidence) / max(len(grid.attacks), 1)))
 
     @classmethod
     def check(cls, grid, attacks: Sequence[PluginConfig]) -> list[Problem]:
@@ -86,7 +93,8 @@ class PoolProtocol(Protocol):
         # The audit's strategy builds on this module, so it is found by name (as the registry finds protocols).
         module, _, name = CANARY_STRATEGY.partition(":")
         strategy = getattr(importlib.import_module(module), name)
-        return strategy(self.models, self.dataset_fraction, canaries, grid.pool.canaries.count, grid.pool.base)
+        return strategy(self.models, self.dataset_fraction, self.epsilon, canaries, grid.pool.canaries.count,
+                        grid.pool.base)
 
     def describe(self, grid) -> str:
         return (f"pool: {self.models} models per defense config and seed, each on half of "
@@ -176,6 +184,16 @@ class PoolProtocol(Protocol):
         bad = builder.non_finite(metrics)
         if bad:
             return builder.row(cell, group[0], error=group[0].failure("AssertionError: non-finite metrics " + bad))
+        method, delta, confidence = self.epsilon
+        bound = audit_epsilon(pooled["scores"], pooled["membership"], pooled["target"], method, delta, confidence,
+                              seed=cell.target.run.split_seed)
+        claimed = json.loads(per_target[0].defense_info or "{}").get("epsilon")
+        accountant = float(claimed) if isinstance(claimed, (int, float)) else math.nan
+        if bound.eps > accountant:  # a DP defense's accountant bounds epsilon from above: this cannot happen
+            return builder.row(cell, group[0], population=population, targets=len(group), error=group[0].failure(
+                f"AssertionError: the empirical epsilon lower bound {bound.eps:.4g} ({bound.method}, delta "
+                f"{bound.delta:g}, {population or 'all'} samples) exceeds the accountant's epsilon {accountant:.4g}: "
+                "a bug in the accountant, the attack or the bound"))
         spread = {}
         for column in SPREAD:
             values = np.array([getattr(r, column) for r in per_target])
@@ -195,6 +213,12 @@ class PoolProtocol(Protocol):
             attack_output=key,
             target_model="pool:" + stable_hash([job.target.key for job in group]),
             population=population,
+            eps_lower=bound.eps,
+            eps_method=bound.method,
+            eps_delta=bound.delta,
+            eps_confidence=bound.confidence,
+            eps_choice=bound.choice,
+            accountant_epsilon=accountant,
         )
 
 
