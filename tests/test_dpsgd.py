@@ -12,7 +12,9 @@ from mibench_plugins.defenses.dpsgd import DPSGD, PrivateTrainer
 from tests.conftest import digits_job
 
 
-def test_epsilon_grows_with_the_epochs_and_the_weights_load_into_a_plain_model(monkeypatch):
+@pytest.fixture
+def batch_sizes(monkeypatch):
+    """The number of rows of every batch the private trainer builds, in order."""
     sizes = []
     real_batch = PrivateTrainer.batch
 
@@ -21,6 +23,11 @@ def test_epsilon_grows_with_the_epochs_and_the_weights_load_into_a_plain_model(m
         return real_batch(self, x, targets, idx, augment)
 
     monkeypatch.setattr(PrivateTrainer, "batch", record)
+    return sizes
+
+
+def test_epsilon_grows_with_the_epochs_and_the_weights_load_into_a_plain_model(batch_sizes):
+    sizes = batch_sizes
     epsilons = {}
     for epochs in (2, 4):
         job = digits_job(epochs=epochs)
@@ -95,18 +102,11 @@ def test_physical_batches_accumulate_into_the_same_logical_step():
     assert not torch.allclose(_weights(other), _weights(whole), atol=1e-3)
 
 
-def test_augmentation_multiplicity_averages_each_samples_views_before_clipping(monkeypatch):
+def test_augmentation_multiplicity_averages_each_samples_views_before_clipping(batch_sizes):
     def identity(x, generator):
         return x
 
-    sizes = []
-    real_batch = PrivateTrainer.batch
-
-    def record(self, x, targets, idx, augment=True):
-        sizes.append(len(idx))
-        return real_batch(self, x, targets, idx, augment)
-
-    monkeypatch.setattr(PrivateTrainer, "batch", record)
+    sizes = batch_sizes
     once = _train({"noise_multiplier": 0.5}, augment=identity)
     rows_once = sum(sizes)
     sizes.clear()
