@@ -18,8 +18,8 @@ import torch
 from mibench.engine.jobs import Job, JobContext
 from mibench.engine.plan import Plan
 from mibench.engine.store import Store
-from mibench.execution.executor import (MODELS_KEPT, Backend, Event, Executor, Finished, JobResult, Log, Lost,
-                                        ModelCache, StartHook, run_job, stored_results)
+from mibench.execution.executor import (MODEL_BYTES_KEPT, MODELS_KEPT, Backend, Event, Executor, Finished, JobResult,
+                                        Log, Lost, ModelCache, StartHook, run_job, stored_results)
 from mibench.execution.scheduler import Retries, Scheduler
 
 
@@ -76,7 +76,7 @@ class InProcessBackend(Backend):
         self._ctx: JobContext | None = None
 
     def open(self, store: Store, device: torch.device) -> None:
-        self._ctx = JobContext(store, device, ModelCache(MODELS_KEPT))
+        self._ctx = JobContext(store, device, ModelCache(MODELS_KEPT, MODEL_BYTES_KEPT))
 
     def free(self) -> bool:
         return self._job is None

@@ -33,7 +33,10 @@ from mibench.engine.store import Store
 
 StartHook = Callable[[Job, str], None]  # (job, worker name), called as a job is handed to a worker
 Log = Callable[[str], None]
-MODELS_KEPT = 32  # models a worker keeps open (most recently used), so a cell's attacks read each once
+# What a worker keeps open (most recently used first), so a cell's attacks read each model once: a pool of
+# M models has M attack jobs that each read all M (an LRU cache smaller than M misses every time).
+MODELS_KEPT = 1024
+MODEL_BYTES_KEPT = 2 << 30  # and at most 2 GiB of weights and logits (64 ResNet18s do not fit; 64 MLPs do)
 
 
 class ExecutionError(Exception):
@@ -81,12 +84,19 @@ def stored_results(plan: Plan, store: Store) -> Iterator[JobResult]:
             yield JobResult(job.key, job.kind, True, record, label=job.label(), worker=STORE)
 
 
-class ModelCache:
-    """Opens each model once and keeps the ``size`` most recently used (None: all), so the jobs of a
-    cell read a model from disk once; an opener for :class:`~mibench.engine.jobs.JobContext`."""
+def held_bytes(access: ModelAccess) -> int:
+    """Memory an open model holds: its weights and, once read, its logits on the pool."""
+    tensors = [*getattr(access, "_state", {}).values(), getattr(access, "_logits", None)]
+    return sum(t.nbytes for t in tensors if isinstance(t, torch.Tensor))
 
-    def __init__(self, size: int | None = None) -> None:
+
+class ModelCache:
+    """Opens each model once and keeps the ``size`` most recently used (None: all) within ``max_bytes``,
+    so the jobs of a cell read a model from disk once; an opener for :class:`~mibench.engine.jobs.JobContext`."""
+
+    def __init__(self, size: int | None = None, max_bytes: int | None = None) -> None:
         self.size = size
+        self.max_bytes = max_bytes
         self._opened: OrderedDict[tuple[str, str], ModelAccess] = OrderedDict()
 
     def __call__(self, store: Store, ref: ModelRef, device: torch.device) -> ModelAccess:
@@ -95,9 +105,15 @@ class ModelCache:
             self._opened.move_to_end(key)
         else:
             self._opened[key] = open_model(store, ref, device)
-            while self.size is not None and len(self._opened) > self.size:
-                self._opened.popitem(last=False)
+            self._evict()
         return self._opened[key]
+
+    def _evict(self) -> None:
+        """Close the least recently used models beyond ``size`` or ``max_bytes`` (never the newest)."""
+        while len(self._opened) > 1 and (
+                (self.size is not None and len(self._opened) > self.size)
+                or (self.max_bytes is not None and sum(map(held_bytes, self._opened.values())) > self.max_bytes)):
+            self._opened.popitem(last=False)
 
 
 class Executor(ABC):

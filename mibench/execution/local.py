@@ -26,7 +26,7 @@ import torch
 from mibench.engine.jobs import Job, JobContext
 from mibench.engine.store import Store
 from mibench.execution.dispatch import DispatchExecutor
-from mibench.execution.executor import (MODELS_KEPT, Backend, Event, Finished, Log, Lost,
+from mibench.execution.executor import (MODEL_BYTES_KEPT, MODELS_KEPT, Backend, Event, Finished, Log, Lost,
                                         ModelCache, StartHook, run_job)
 
 
@@ -85,7 +85,7 @@ def _worker(name: str, threads: int, device: str, store_root: str, jobs: mp.Queu
 
     dev = resolve_device(device)
     store = Store(store_root, report=lambda message: results.put(("log", name, message)))
-    ctx = JobContext(store, dev, ModelCache(MODELS_KEPT))
+    ctx = JobContext(store, dev, ModelCache(MODELS_KEPT, MODEL_BYTES_KEPT))
     results.put(("ready", name, torch.get_num_threads()))
     while True:
         job = jobs.get()

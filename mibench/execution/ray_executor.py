@@ -22,12 +22,12 @@ from mibench.engine.jobs import Job, JobContext
 from mibench.engine.layout import RunDirError
 from mibench.engine.store import Store
 from mibench.execution.dispatch import DispatchExecutor
-from mibench.execution.executor import (MODELS_KEPT, Backend, Event, ExecutionError, Finished,
+from mibench.execution.executor import (MODEL_BYTES_KEPT, MODELS_KEPT, Backend, Event, ExecutionError, Finished,
                                         JobResult, Log, Lost, ModelCache, StartHook, run_job)
 
 INSTALL_HINT = "the ray executor needs Ray: pip install 'mibench[ray]'"
 PROBE_TIMEOUT_S = 120
-_models = ModelCache(MODELS_KEPT)  # per Ray worker process, across its tasks
+_models = ModelCache(MODELS_KEPT, MODEL_BYTES_KEPT)  # per Ray worker process, across its tasks
 
 
 def _ray():
