@@ -26,6 +26,10 @@ def _strongest(results: pd.DataFrame, defense: str, population: str) -> pd.Serie
     return rows.loc[rows["tpr_at_0_1pct_fpr"].idxmax()]
 
 
+def _number(value, digits: int = 2) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
 def _rank(values: pd.Series) -> pd.Series:
     return values.rank(method="min").astype(int)
 
@@ -49,7 +53,7 @@ def audit_table(results: pd.DataFrame, board: pd.DataFrame) -> str:
         lines.append(f"| {r['defense']} | {r['test acc']:.3f} | {r['auc']:.3f} | "
                      f"{with_interval(r['clean'], 'tpr_at_0_1pct_fpr', 4)} ({r['clean']['attack']}) | "
                      f"{with_interval(r['canary'], 'tpr_at_0_1pct_fpr', 4)} ({r['canary']['attack']}) | "
-                     f"{r['ratio']:.1f}x | {r['clean rank']} / {r['canary rank']} | {r['eps']:.2f} |")
+                     f"{r['ratio']:.1f}x | {r['clean rank']} / {r['canary rank']} | {_number(r['eps'])} |")
     return "\n".join(lines)
 
 
