@@ -80,3 +80,13 @@ def test_one_target_cannot_choose_and_bound_on_separate_data():
     assert math.isnan(bound.eps) and "one target" in bound.choice
     with pytest.raises(ValueError, match="unknown epsilon method 'exact'"):
         audit_epsilon(scores, member, np.zeros(len(scores)), method="exact")
+
+
+def test_each_attack_config_of_a_grid_is_bounded_at_alpha_over_their_number(write_grid, registry):
+    from mibench.config.resolve import load_grid
+    from tests.grids import digits_grid
+
+    text = digits_grid(attacks="[loss, {name: lira, params: {mode: online}, sweep: {signal: [scaled-logit, hinge]}}]",
+                       shadow=0, extra="protocol: pool\npool: {models: 6}\n")
+    protocol = load_grid(write_grid(text), registry).protocol
+    assert protocol.epsilon == ("one-run", 1e-5, pytest.approx(1 - 0.05 / 3))  # three attack configs

@@ -61,7 +61,7 @@ class EpsilonConfig(StrictModel):
         "one threshold with Clopper-Pearson bounds on TPR and FPR.")
     delta: float = Field(1e-5, ge=0, lt=1, description="The delta of the (epsilon, delta) the bound is on.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence of the bound, shared by every attack "
-                              "of the grid (each attack's row is bounded at 1 - (1 - confidence) / attacks).")
+                              "config of the grid (each one's rows are bounded at 1 - (1 - confidence) / configs).")
 
 
 class PoolConfig(StrictModel):

@@ -58,8 +58,11 @@ class PoolProtocol(Protocol):
     @classmethod
     def from_grid(cls, grid) -> "PoolProtocol":
         e = grid.pool.epsilon
+        # every attack config (a sweep's combinations included) is bounded at alpha / k, so the largest bound
+        # over them still holds at the grid's confidence
+        configs = sum(math.prod(len(values) for values in entry.sweep.values()) for entry in grid.attacks)
         return cls(grid.pool.models, grid.pool.dataset_fraction,
-                   (e.method, e.delta, 1 - (1 - e.confidence) / max(len(grid.attacks), 1)))
+                   (e.method, e.delta, 1 - (1 - e.confidence) / max(configs, 1)))
 
     @classmethod
     def check(cls, grid, attacks: Sequence[PluginConfig]) -> list[Problem]:
