@@ -67,6 +67,14 @@ ROW_NAMES = {
 MIN_NONMEMBERS_001PCT = 10_000
 
 
+def select_rows(arrays: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
+    """An attack output's per-sample arrays restricted to the rows ``keep`` marks (one population's);
+    anything else (thresholds) as it is."""
+    keep = np.asarray(keep, dtype=bool)
+    return {name: values[keep] if np.ndim(values) and len(values) == len(keep) and name != "thresholds" else values
+            for name, values in arrays.items()}
+
+
 def predict_members(
     scores: np.ndarray, labels: np.ndarray, thresholds: np.ndarray | float
 ) -> np.ndarray:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from mibench.engine.attacking import load_attack_output
 from mibench.engine.layout import RunLayout
+from mibench.engine.metrics import select_rows
 
 EXPOSED_COLUMNS = ["dataset", "architecture", "defense", "seed", "attack", "protocol", "population", "rank", "sample",
                    "label", "evaluations", "caught_at_0_1pct", "fpr_median", "fpr_min"]
@@ -74,9 +75,7 @@ def most_exposed(run_dir: Path, top: int = 20, attack: str | None = None, defens
         if "canary" in output:  # a canary audit: canaries and clean samples apart, each against its own kind
             if population not in ("clean", "canary"):
                 continue
-            keep = output["canary"].astype(bool) == (population == "canary")
-            output = {name: values[keep] if np.ndim(values) and len(values) == len(keep) else values
-                      for name, values in output.items()}
+            output = select_rows(output, output["canary"].astype(bool) == (population == "canary"))
         ranked = exposure(output).head(top)
         ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
         for column in ("dataset", "architecture", "defense", "seed", "attack"):

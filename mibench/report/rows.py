@@ -22,7 +22,7 @@ import mibench
 from mibench.config.resolve import ResolvedGrid
 from mibench.engine.attacking import load_attack_output
 from mibench.engine.jobs import AttackJob
-from mibench.engine.metrics import attack_metrics
+from mibench.engine.metrics import attack_metrics, select_rows
 from mibench.engine.plan import Cell, predict_key
 from mibench.engine.store import Store, stable_hash
 from mibench.report.results import ResultRow
@@ -96,10 +96,9 @@ class RowBuilder:
             return self.row(cell, attack, error=result.error, report=report, population=population)
         target, record = self.results[predict_key(attack.target)].value, result.value
         out = self.scores(record.output)
-        membership, scores, labels, indices = out["membership"], out["scores"], out["labels"], out["indices"]
         if select is not None:
-            keep = select(indices)
-            membership, scores, labels, indices = membership[keep], scores[keep], labels[keep], indices[keep]
+            out = select_rows(out, select(out["indices"]))
+        membership, scores, labels, indices = out["membership"], out["scores"], out["labels"], out["indices"]
         metrics = attack_metrics(membership, scores, labels, out["thresholds"] if calibrated else None,
                                  indices).as_row()
         bad = self.non_finite(metrics)

@@ -28,10 +28,9 @@ from mibench.config.shapes import data_shape
 from mibench.engine.pools import splits as pool_splits
 from mibench.engine.protocols.canary_splits import CanarySplits
 from mibench.engine.protocols.pool import PoolProtocol, Selection
+from mibench.engine.uncertainty import MIN_FALSE_POSITIVES
 from mibench.sdk import CanaryContext, CanarySet, Pool
 from mibench.sdk.sampling import seeded_rng
-
-MIN_FALSE_POSITIVES = 5  # fewer allowed at 0.1% FPR and the TPR there is not resolvable (REFERENCE §7)
 
 
 @dataclass(frozen=True)

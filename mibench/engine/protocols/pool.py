@@ -21,7 +21,7 @@ from mibench.config.plugin_config import PluginConfig
 from mibench.config.resolve import needs_of
 from mibench.config.seeds import derived_seed
 from mibench.engine.epsilon import audit_epsilon
-from mibench.engine.metrics import attack_metrics
+from mibench.engine.metrics import attack_metrics, select_rows
 from mibench.engine.models import ModelRef, TrainingRun
 from mibench.engine.plan import CellSpec, RunBook, training_identity
 from mibench.engine.protocols.base import Assignment, Protocol
@@ -179,8 +179,7 @@ class PoolProtocol(Protocol):
             key, pooled = exc.key, exc.arrays
             builder.write_failed(exc.path, exc.error)
         if select is not None:
-            keep = select(pooled["indices"])
-            pooled = {name: values[keep] for name, values in pooled.items()}
+            pooled = select_rows(pooled, select(pooled["indices"]))
         metrics = attack_metrics(pooled["membership"], pooled["scores"], pooled["labels"], None,
                                  pooled["indices"]).as_row()
         metrics["balanced_acc"] = float(np.mean([r.balanced_acc for r in per_target]))
