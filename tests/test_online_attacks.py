@@ -322,6 +322,26 @@ def test_balanced_tables_give_every_sample_the_same_counts(models):
         assert target.any() and (~target).any()
 
 
+def test_balanced_tables_keep_the_side_references_with_the_smallest_seeded_keys():
+    # The rule, column by column in plain Python: each sample keeps, on each side, the
+    # per_side references of that side whose keys (one seeded uniform draw per table
+    # cell) are smallest; population columns (no IN side) keep every OUT reference.
+    rng = np.random.default_rng(8)
+    k, n, per_side = 9, 40, 3
+    inside = rng.random((k, n)) < 0.5
+    inside[:, :5] = False  # population samples
+    out = ~inside & (rng.random((k, n)) > 0.1)  # and some carved out (neither)
+    table = Table(np.zeros(n), np.zeros((k, n)), out, inside).balanced(per_side, seed=5)
+    keys = np.random.default_rng(5).random((k, n))
+    for i in range(n):
+        split = [j for j in range(k) if not out[j, i]]
+        side_out = [j for j in range(k) if out[j, i]]
+        kept_in = sorted(split, key=lambda j: keys[j, i])[:per_side]
+        kept_out = side_out if not split else sorted(side_out, key=lambda j: keys[j, i])[:per_side]
+        assert np.flatnonzero(table.is_in[:, i]).tolist() == sorted(kept_in), i
+        assert np.flatnonzero(table.out[:, i]).tolist() == sorted(kept_out), i
+
+
 def test_online_lira_beats_offline_where_in_references_carry_information():
     # Training on a sample shifts its statistic by a sample-specific amount (uniform on
     # [0, 4]) and steadies it (sd 0.3 IN, 1 OUT). Only the IN references show either;

@@ -145,6 +145,36 @@ def test_lira_calibrates_a_global_threshold_leave_one_out():
     assert out.thresholds == pytest.approx(best_threshold(cal, np.array([True, False, False, False])), rel=1e-6)
 
 
+def test_calibration_lets_a_seeded_draw_of_calibration_models_references_play_the_target():
+    # With calibration_models = 1 of the three shadows, one plays the target against the
+    # two others: shadow 0 on samples 4 (member) and 7 (2 samples, a threshold), or
+    # shadow 1 or 2 on sample 7 alone (1 sample, non-members only: no threshold).
+    def by_hand(j, i):
+        refs = [phi_by_hand(HALF[k][i], LABELS[i]) for k in range(3) if k != j]
+        return lira_score_by_hand(phi_by_hand(HALF[j][i], LABELS[i]), refs)
+
+    class OnePlayer(LiRAAttack):
+        calibration_models = 1
+
+    full = LiRAAttack().run(lira_context())
+    seen = set()
+    for seed in range(12):
+        ctx = lira_context()
+        ctx.seed = seed
+        out = OnePlayer().run(ctx)
+        assert out.scores.tolist() == full.scores.tolist()  # calibration only: the scores are the target's
+        seen.add(out.info["calibration_samples"])
+        if out.info["calibration_samples"] == 2:
+            cal = np.array([by_hand(0, 4), by_hand(0, 7)])
+            assert out.thresholds == pytest.approx(best_threshold(cal, np.array([True, False])), rel=1e-6)
+        else:
+            assert out.info["calibration_samples"] == 1 and out.thresholds is None
+        again = lira_context()
+        again.seed = seed
+        assert OnePlayer().run(again).info == out.info  # seeded
+    assert seen == {1, 2}  # the draw varies with the seed
+
+
 def test_carved_out_samples_are_neither_in_nor_out():
     # Shadow 0 carved sample 7 out of its split (a defense's reference set): 7 is no
     # longer OUT for it, so it leaves shadow 0's own calibration samples and, as a

@@ -9,6 +9,7 @@ attacks use to refer to a model.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,8 +63,10 @@ class TrainingRun:
             "engine": code_path_digest(TRAINING_PATH),
         }
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """The hash of :meth:`identity`; computed once per run object (a 64-model pool's attack jobs ask for
+        every reference's key of every target: some 50,000 times a cell)."""
         return stable_hash(self.identity())
 
     def model_key(self, release_value: Any = None) -> str:
