@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from mibench.engine.metrics import attack_metrics
 from mibench.sdk import Pool, ReferenceNeeds
-from mibench_plugins.attacks.label_only import LabelOnlyAttack, augment, augmentations, shifted
+from mibench_plugins.attacks.label_only import LabelOnlyAttack, augmentations
+from mibench_plugins.attacks.views import shifted, view
 from tests.fakes import FakeAccess, context, membership
 
 N, C = 2000, 4  # 0..999 the target's evaluation samples (members 0..499), 1000..1999 the shadow half
@@ -88,7 +89,7 @@ def test_there_are_2_times_2r_plus_1_squared_distinct_copies(r):
     assert len(copies) == 2 * (2 * r + 1) ** 2 == {1: 18, 2: 50, 3: 98, 4: 162}[r]
     assert len(set(copies)) == len(copies)
     image = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(r))
-    images = torch.stack([augment(image, *a) for a in copies]).flatten(1)
+    images = torch.stack([view(image, *a) for a in copies]).flatten(1)
     assert len(torch.unique(images, dim=0)) == len(copies)  # no two augmentations give the same image
 
 
@@ -99,7 +100,7 @@ def test_shifts_pad_with_zeros_and_do_not_wrap():
     assert shifted(image, -1, 1).view(3, 3).tolist() == [[0, 0, 0], [2, 3, 0], [5, 6, 0]]
     assert shifted(image, 0, 0).equal(image)
     assert shifted(image, 3, 0).eq(0).all()
-    assert augment(image, True, 1, 0).view(3, 3).tolist() == [[0, 3, 2], [0, 6, 5], [0, 9, 8]]  # mirror, then shift
+    assert view(image, True, 1, 0).view(3, 3).tolist() == [[0, 3, 2], [0, 6, 5], [0, 9, 8]]  # mirror, then shift
 
 
 @pytest.mark.parametrize("r", [1, 2])

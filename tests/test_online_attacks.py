@@ -29,7 +29,7 @@ from mibench_plugins.attacks.lira import (
     LiRAAttack,
     lira_offline_scores,
     lira_online_scores,
-    uses_fixed_variance,
+    resolved_variance,
 )
 from mibench_plugins.attacks.rmia import RMIAAttack, likelihood_ratio, marginal, resolved_gamma
 from tests.fakes import FakeAccess, context, label_pool, membership
@@ -110,17 +110,23 @@ def test_offline_lira_ignores_the_in_references():
     np.testing.assert_array_equal(lira_offline_scores(TABLE, True), lira_offline_scores(without, True))
 
 
-@pytest.mark.parametrize("fix_variance,mode,models,fixed", [
-    (None, "online", PER_SAMPLE_VARIANCE_MIN_MODELS - 1, True),
-    (None, "online", PER_SAMPLE_VARIANCE_MIN_MODELS, False),
-    (None, "offline", 4, False),  # offline auto is per-sample, whatever the count (earlier runs' numbers)
-    (None, "offline", 1000, False),
-    (True, "offline", 1000, True),
-    (False, "online", 4, False),
+@pytest.mark.parametrize("fix_variance,mode,models,resolved", [
+    ("auto", "online", PER_SAMPLE_VARIANCE_MIN_MODELS - 1, "per-side"),
+    ("auto", "online", PER_SAMPLE_VARIANCE_MIN_MODELS, "per-sample"),
+    ("auto", "offline", 4, "per-sample"),  # offline auto is per-sample, whatever the count (earlier runs' numbers)
+    ("auto", "offline", 1000, "per-sample"),
+    ("per-side", "offline", 1000, "per-side"),
+    ("per-sample", "online", 4, "per-sample"),
+    ("shared", "online", 4, "shared"),
 ])
-def test_fix_variance_auto(fix_variance, mode, models, fixed):
+def test_fix_variance_auto(fix_variance, mode, models, resolved):
     assert PER_SAMPLE_VARIANCE_MIN_MODELS == 64
-    assert uses_fixed_variance(fix_variance, mode, models) is fixed
+    assert resolved_variance(fix_variance, mode, models) == resolved
+
+
+@pytest.mark.parametrize("given,means", [(None, "auto"), (True, "per-side"), (False, "per-sample")])
+def test_fix_variance_of_earlier_grids_keeps_its_meaning(given, means):
+    assert LiRAAttack.Params(fix_variance=given).fix_variance == means
 
 
 def test_online_lira_score_follows_the_resolved_variance():

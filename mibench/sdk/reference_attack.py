@@ -45,7 +45,9 @@ from mibench.sdk.thresholds import best_threshold
 class Table:
     """A per-sample statistic of n samples under a target and under k reference models.
 
-    ``target`` has shape (n,), ``refs`` (k, n); ``out[j, i]`` is True when reference
+    ``target`` has shape (n,), ``refs`` (k, n); an attack whose signal has one value per
+    query view (:meth:`ReferenceAttack.model_signal` of shape (n, q)) gets ``target``
+    (n, q) and ``refs`` (k, n, q), the masks staying (k, n). ``out[j, i]`` is True when reference
     model j did not train on sample i, ``inside[j, i]`` when it did (a sample a
     defense carved out of j's split is neither). ``inside`` is all False for offline
     references (the paper's protocol) and for population samples.
@@ -80,7 +82,7 @@ class Table:
         their OUT references.
         """
         split = ~self.out  # trained on the sample or carved it out of its split
-        order = _key_order(self.refs.shape, seed)
+        order = _key_order(self.out.shape, seed)
 
         def first(side: np.ndarray) -> np.ndarray:
             # A reference is kept when fewer than per_side references of its side come
@@ -120,11 +122,20 @@ def _key_order(shape: tuple[int, int], seed: int) -> np.ndarray:
 
 
 def masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Column means of ``values`` (k, n) over the rows where ``mask`` holds; NaN for an empty column."""
+    """Column means of ``values`` (k, n) over the rows where ``mask`` (k, n) holds; NaN for an empty column.
+
+    ``values`` may have trailing axes (k, n, q: one signal per query view), which the mask covers alike.
+    """
+    mask = side_mask(mask, values)
     count = mask.sum(0)
     total = np.where(mask, values, 0.0).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def side_mask(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``mask`` (k, n) with an axis of length 1 per trailing axis of ``values`` (k, n, ...), to broadcast."""
+    return mask.reshape(mask.shape + (1,) * (values.ndim - mask.ndim))
 
 
 def _is_out(model: ReferenceView, indices: np.ndarray) -> np.ndarray:
@@ -166,7 +177,9 @@ class ReferenceAttack(Attack):
     def model_signal(self, model: ModelView, indices: np.ndarray) -> np.ndarray:
         """The signal of ``model`` on pool samples ``indices``: :meth:`signal` of its cached logits.
 
-        Override it to query the model on augmented copies too (LiRA's ``flip``).
+        Override it to query the model on augmented views too (LiRA's ``augmentations``): it
+        may return one value per sample (n,) or one per sample and view (n, q), in which case
+        :meth:`compare` gets tables with that trailing axis.
         """
         if overrides(self, "model_statistic", ReferenceAttack):
             deprecated(f"{type(self).__name__}.model_statistic", "model_signal(model, indices)")
@@ -179,28 +192,31 @@ class ReferenceAttack(Attack):
         if len(shadows) < least:
             raise ValueError(f"attack {self.name!r} needs at least {least} reference models, got {len(shadows)}")
         evals = ctx.eval_indices
+        # Every shadow on the evaluation samples (the target's references), on its own samples
+        # (the leave-one-out calibration) and on the population (the references of the
+        # population samples z). Under the paper's protocol the last two are the shadow half;
+        # under the pool protocol, the evaluation samples and the rest of the pool. Each shadow
+        # is asked once, on all of them (an attack that queries views pays once per sample).
+        own = np.unique(np.concatenate([np.concatenate([s.members, s.nonmembers]) for s in shadows]))
+        population = np.asarray(ctx.population, dtype=np.int64)
+        samples = np.union1d(own, population)
+        asked = np.union1d(evals, samples)
+        signals = np.stack([self.model_signal(s, asked) for s in shadows])
+        stats = signals[:, np.searchsorted(asked, samples)]
         x = Table(
             self.model_signal(ctx.target, evals),
-            np.stack([self.model_signal(s, evals) for s in shadows]),
+            signals[:, np.searchsorted(asked, evals)],
             np.stack([_is_out(s, evals) for s in shadows]),
             np.stack([np.isin(evals, s.members) for s in shadows]),
         )
         # As the protocol says (the pool's: as many references per side for every sample,
         # whatever the target's membership; one fewer in calibration, where a shadow is the target).
         x = ctx.reference_rules.apply(x)
-        # Every shadow on its own samples (the leave-one-out calibration) and on the
-        # population (the references of the population samples z). Under the paper's
-        # protocol both are the shadow half; under the pool protocol, the evaluation
-        # samples and the rest of the pool.
-        own = np.unique(np.concatenate([np.concatenate([s.members, s.nonmembers]) for s in shadows]))
-        population = np.asarray(ctx.population, dtype=np.int64)
-        samples = np.union1d(own, population)
-        stats = np.stack([self.model_signal(s, samples) for s in shadows])
         is_in = np.stack([np.isin(samples, s.members) for s in shadows])
         is_out = np.stack([_is_out(s, samples) for s in shadows])
         in_population = np.isin(samples, population)
         z_pos = self._draw_population(ctx.seed, is_out & in_population)
-        z_target = self.model_signal(ctx.target, samples[z_pos]) if len(z_pos) else np.zeros(0)
+        z_target = self.model_signal(ctx.target, samples[z_pos]) if len(z_pos) else np.zeros((0,) + stats.shape[2:])
         z = Table(z_target, stats[:, z_pos], is_out[:, z_pos], is_in[:, z_pos])
 
         scores = self.compare(x, z, ctx)

@@ -40,6 +40,7 @@ from mibench.sdk import (
     tuning,
     unit_inputs,
 )
+from mibench_plugins.attacks.views import shifted, square_views
 
 MAX_RADIUS = 4
 
@@ -57,23 +58,7 @@ class LabelOnlyParams(Params):
 
 def augmentations(radius: int) -> list[tuple[bool, int, int]]:
     """The K = 2 (2r + 1)^2 augmentations (mirrored, dx, dy): each shift with and without a mirror."""
-    shifts = range(-radius, radius + 1)
-    return [(mirror, dx, dy) for mirror in (False, True) for dy in shifts for dx in shifts]
-
-
-def shifted(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
-    """``images`` (... x H x W) moved ``dx`` pixels right and ``dy`` down; the vacated pixels are 0."""
-    h, w = images.shape[-2:]
-    out = torch.zeros_like(images)
-    if abs(dx) < w and abs(dy) < h:
-        out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = \
-            images[..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
-    return out
-
-
-def augment(images: torch.Tensor, mirror: bool, dx: int, dy: int) -> torch.Tensor:
-    """One augmentation of N x C x H x W images: optionally mirrored (left-right), then shifted."""
-    return shifted(images.flip(-1) if mirror else images, dx, dy)
+    return square_views(radius)
 
 
 class LabelOnlyAttack(Attack):
