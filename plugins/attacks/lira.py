@@ -85,12 +85,10 @@ import torch
 from pydantic import Field, model_validator
 from scipy.special import log_ndtr
 
-from mibench.sdk import Params, ReferenceAttack, ReferenceNeeds, Table, hookimpl, unit_inputs
+from mibench.sdk import ReferenceAttack, ReferenceNeeds, Table, hookimpl
 from mibench.sdk.reference_attack import side_mask
 from mibench_plugins.attacks.signals import Signal, membership_signal
-from mibench_plugins.attacks.views import PLAIN, View, mirror_views, square_views, view
-
-QUERY_BATCH = 1024  # samples per query batch of one view
+from mibench_plugins.attacks.views import ViewParams, view_signals
 
 MIN_STD = 1e-12  # a sigma floor, so that identical shadow outputs give a finite z
 # Below this many reference models, "auto" online LiRA uses the fixed (global) variance:
@@ -98,7 +96,6 @@ MIN_STD = 1e-12  # a sigma floor, so that identical shadow outputs give a finite
 PER_SAMPLE_VARIANCE_MIN_MODELS = 64
 
 
-Augmentations = Literal["none", "mirror", "mirror-shifts"]
 Variance = Literal["auto", "per-sample", "per-side", "shared"]
 _LEGACY_VARIANCE = {None: "auto", True: "per-side", False: "per-sample"}  # fix_variance of earlier grids
 
@@ -106,7 +103,7 @@ _LEGACY_VARIANCE = {None: "auto", True: "per-side", False: "per-sample"}  # fix_
 AUTHORS = {"augmentations": "mirror", "combine": "score-mean", "fix_variance": "shared"}
 
 
-class LiRAParams(Params):
+class LiRAParams(ViewParams):
     preset: Literal["authors"] | None = Field(
         None, description="authors: the authors' form (augmentations mirror, combine score-mean, fix_variance "
         "shared) for every param not given.")
@@ -115,10 +112,6 @@ class LiRAParams(Params):
         description="offline: Gaussian of OUT references, one-sided p-value; online: IN vs OUT Gaussians "
         "(needs reference models trained on the evaluation samples, protocol: pool).",
     )
-    augmentations: Augmentations = Field(
-        "none", description="Query views beside the plain image: mirror (2 views), mirror-shifts (every shift in "
-        "[-shift, shift]^2 of the image and its mirror, reflect-filled: 18 views at shift 1); none: the image only.")
-    shift: int = Field(1, ge=1, le=4, description="mirror-shifts only: the largest shift, in pixels.")
     combine: Literal["score-mean", "signal-mean"] = Field(
         "score-mean", description="How views make one score: score-mean (one Gaussian per view, the scores "
         "averaged: the authors'); signal-mean (the signal averaged over views, one Gaussian).")
@@ -154,16 +147,6 @@ class LiRAParams(Params):
                                  "instead of flip, not beside it")
             data.update(augmentations="mirror", combine="signal-mean")
         return data
-
-    def views(self) -> list[View]:
-        """The query views, the plain image first."""
-        if self.augmentations == "mirror":
-            return mirror_views()
-        if self.augmentations == "mirror-shifts":
-            views = square_views(self.shift)
-            return [PLAIN] + [v for v in views if v != PLAIN]
-        return [PLAIN]
-
 
 def scaled_logit(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     """phi = log p_y - log(sum_{i != y} p_i) = g_y - logsumexp_{i != y} g_i, in float64."""
@@ -294,15 +277,7 @@ class LiRAAttack(ReferenceAttack):
         plain = super().model_signal(model, indices)
         if len(views) == 1:
             return plain
-        columns = [plain]
-        for mirror, dx, dy in views[1:]:
-            values = [np.zeros(0)]
-            for start in range(0, len(indices), QUERY_BATCH):
-                chunk = np.asarray(indices[start : start + QUERY_BATCH])
-                images = view(unit_inputs(model.pool, chunk, model.device), mirror, dx, dy, "reflect")
-                values.append(self.signal(model.query(images), model.labels(chunk)))
-            columns.append(np.concatenate(values))
-        signals = np.stack(columns, axis=1)
+        signals = view_signals(model, indices, views, self.signal, plain)
         return signals.mean(1) if self.params.combine == "signal-mean" else signals
 
     def compare(self, x, z, ctx):

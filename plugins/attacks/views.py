@@ -15,16 +15,22 @@ view but the plain image counts as a query of the model.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
+
+from mibench.sdk import ModelView, Params, unit_inputs
 
 Fill = Literal["reflect", "nearest", "zero"]
 View = tuple[bool, int, int]  # (mirror, dx, dy)
 PLAIN: View = (False, 0, 0)
 
 _PAD_MODES = {"reflect": "reflect", "nearest": "replicate", "zero": "constant"}
+QUERY_BATCH = 1024  # samples per query batch of one view
+Augmentations = Literal["none", "mirror", "mirror-shifts"]
 
 
 def mirror_views() -> list[View]:
@@ -55,3 +61,38 @@ def shifted(images: torch.Tensor, dx: int, dy: int, fill: Fill = "zero") -> torc
 def view(images: torch.Tensor, mirror: bool, dx: int, dy: int, fill: Fill = "zero") -> torch.Tensor:
     """One view of N x C x H x W images: optionally mirrored (left-right), then shifted."""
     return shifted(images.flip(-1) if mirror else images, dx, dy, fill)
+
+
+class ViewParams(Params):
+    """The query views of a reference attack (LiRA, RMIA): which, beside the plain image."""
+
+    augmentations: Augmentations = Field(
+        "none", description="Query views beside the plain image: mirror (2 views), mirror-shifts (every shift in "
+        "[-shift, shift]^2 of the image and its mirror, reflect-filled: 18 views at shift 1); none: the image only.")
+    shift: int = Field(1, ge=1, le=4, description="mirror-shifts only: the largest shift, in pixels.")
+
+    def views(self) -> list[View]:
+        """The query views, the plain image first."""
+        if self.augmentations == "mirror":
+            return mirror_views()
+        if self.augmentations == "mirror-shifts":
+            return [PLAIN] + [v for v in square_views(self.shift) if v != PLAIN]
+        return [PLAIN]
+
+
+Signal = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
+
+
+def view_signals(model: ModelView, indices: np.ndarray, views: list[View], signal: Signal,
+                 plain: np.ndarray) -> np.ndarray:
+    """(n, len(views)): ``plain`` (the signal of the cached logits) for the plain view, then ``signal`` of the
+    model's answers to each other view of the samples, reflect-filled (black-box queries, counted)."""
+    columns = [plain]
+    for mirror, dx, dy in views[1:]:
+        values = [np.zeros(0)]
+        for start in range(0, len(indices), QUERY_BATCH):
+            chunk = np.asarray(indices[start : start + QUERY_BATCH])
+            images = view(unit_inputs(model.pool, chunk, model.device), mirror, dx, dy, "reflect")
+            values.append(signal(model.query(images), model.labels(chunk)))
+        columns.append(np.concatenate(values))
+    return np.stack(columns, axis=1)

@@ -1,6 +1,9 @@
-"""Query views (mirror, reflect/nearest/zero-filled shifts) and LiRA's authors' form, by hand and on planted leaks."""
+"""Query views (mirror, reflect/nearest/zero-filled shifts) and LiRA's and RMIA's authors' forms, by hand and on
+planted leaks."""
 
 import math
+
+import scipy.stats
 
 import numpy as np
 import pytest
@@ -12,6 +15,8 @@ from mibench.sdk import ReferenceRules
 from mibench.sdk.dataset import Pool
 from mibench.sdk.reference_attack import Table
 from mibench_plugins.attacks.lira import LiRAAttack, lira_offline_scores, lira_online_scores
+from mibench_plugins.attacks.rmia import RMIAAttack, marginal, trimmed_mean, voted_dominance
+from mibench_plugins.attacks.signals import likelihood_signal
 from mibench_plugins.attacks.views import mirror_views, shifted, square_views, view
 from tests.fakes import FakeAccess, context, membership
 
@@ -178,4 +183,90 @@ def test_a_planted_leak_is_found_through_views_and_a_coin_flip_without(params):
     single, _ = run_online({}, 2.0)
     assert found.auc > 0.9 and found.auc > single.auc  # more views average the query noise away
     flat, _ = run_online(params, 0.0)
+    assert flat.auc == pytest.approx(0.5, abs=0.06)
+
+
+# ------------------------------------------------------------------ RMIA's authors' signals, trimmed mean and vote
+
+ROW = [2.0, 0.5, -1.0]  # logits; label 0
+
+
+def test_rmia_authors_signals_by_hand():
+    logits, labels = torch.tensor([ROW]), torch.tensor([0])
+    t, m = 2.0, 0.6
+    exps = [math.exp(g / t) for g in ROW]
+    assert likelihood_signal("softmax", logits, labels, t)[0] == pytest.approx(exps[0] / sum(exps), rel=1e-12)
+    soft = math.exp(ROW[0] / t - m)
+    want = soft / (soft + exps[1] + exps[2])
+    assert likelihood_signal("soft-margin", logits, labels, t, m)[0] == pytest.approx(want, rel=1e-12)
+
+    def taylor(u):  # order 4: 1 + u + u^2/2 + u^3/6
+        return 1 + u + u * u / 2 + u ** 3 / 6
+
+    true = taylor(ROW[0] / t - m)
+    want = true / (true + taylor(ROW[1] / t) + taylor(ROW[2] / t))
+    assert likelihood_signal("taylor-soft-margin", logits, labels, t, m, 4)[0] == pytest.approx(want, rel=1e-12)
+    # order 2: 1 + u
+    true2 = 1 + (ROW[0] / t - m)
+    want2 = true2 / (true2 + 1 + ROW[1] / t + 1 + ROW[2] / t)
+    assert likelihood_signal("taylor-soft-margin", logits, labels, t, m, 2)[0] == pytest.approx(want2, rel=1e-12)
+    # temperature 1, margin 0: soft-margin is the plain probability
+    plain = likelihood_signal("confidence", logits, labels)[0]
+    assert likelihood_signal("soft-margin", logits, labels)[0] == pytest.approx(plain, rel=1e-12)
+
+
+def test_trimmed_mean_cuts_each_end_as_scipy_does():
+    rng = np.random.default_rng(6)
+    values = rng.normal(size=(10, 7))
+    full = np.ones((10, 7), bool)
+    assert trimmed_mean(values, full, 0.2) == pytest.approx(scipy.stats.trim_mean(values, 0.2, axis=0), rel=1e-12)
+    # Masked: column 0 keeps 6 of its values, int(0.2 * 6) = 1 cut from each end.
+    mask = full.copy()
+    mask[:4, 0] = False
+    kept = np.sort(values[4:, 0])[1:-1]
+    assert trimmed_mean(values, mask, 0.2)[0] == pytest.approx(kept.mean(), rel=1e-12)
+    assert trimmed_mean(values, mask, 0.0)[0] == pytest.approx(values[4:, 0].mean(), rel=1e-12)
+    # With views: each view trimmed on its own, the mask shared.
+    views = np.stack([values, -values], axis=2)
+    got = trimmed_mean(views, mask, 0.2)
+    assert got.shape == (7, 2) and got[0, 1] == pytest.approx(-kept.mean(), rel=1e-12)
+    # Online RMIA's Pr(s) trims over IN and OUT references alike.
+    table = Table(np.zeros(7), values, mask, np.zeros_like(mask))
+    assert marginal(table, 0.3, "online", 0.2)[0] == pytest.approx(kept.mean(), rel=1e-12)
+
+
+def test_voted_dominance_counts_a_z_when_most_views_beat_it():
+    # x's LR over 4 views against two z: z0 beaten on 3 of 4 views (yes), z1 on 2 of 4 (a tie: no).
+    lr_x = np.array([[4.0, 4.0, 4.0, 1.0], [np.nan, 1.0, 1.0, 1.0]])
+    lr_z = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 3.0, 3.0]])
+    got = voted_dominance(lr_x, lr_z, gamma=2.0)
+    assert got[0] == 0.5 and np.isnan(got[1])
+    assert voted_dominance(lr_x[:1], lr_z, gamma=0.5).tolist() == [1.0]  # 4 > 0.5 * 3 and 1 > 0.5 * 1
+
+
+def test_rmia_authors_preset():
+    p = RMIAAttack.Params(preset="authors", mode="online")
+    assert (p.signal, p.temperature, p.margin, p.taylor_order) == ("taylor-soft-margin", 2.0, 0.6, 4)
+    assert (p.trimmed_mean, p.augmentations, p.gamma, p.a, p.population_size) == (0.2, "mirror-shifts", 2.0, 0.33, 1000)
+    assert len(p.views()) == 18
+    assert RMIAAttack.Params(preset="authors", gamma=1.0).gamma == 1.0  # given wins
+
+
+def run_rmia(params, boost):
+    ctx, models = planted_pool_context(boost)
+    ctx.population = np.arange(N)[::3]  # a stand-in population (the planted models see no difference)
+    out = RMIAAttack(RMIAAttack.Params(mode="online", **params)).run(ctx)
+    metrics = attack_metrics(membership(ctx, ctx.target), out.scores, LABELS[ctx.eval_indices], out.thresholds)
+    return metrics, models, out.info["population_samples"]
+
+
+@pytest.mark.parametrize("params", [{"preset": "authors", "gamma": 1.0, "population_size": 100},
+                                    {"augmentations": "mirror", "trimmed_mean": 0.2}])
+def test_rmia_finds_a_planted_leak_through_views_and_calls_no_leak_a_coin_flip(params):
+    found, models, z = run_rmia(params, 2.0)
+    assert found.auc > 0.85
+    # every view but the plain one, on the target's evaluation samples and its population samples z
+    assert z == min(RMIAAttack.Params(**params).population_size, 200)
+    assert models[0].images_queried == (len(RMIAAttack.Params(**params).views()) - 1) * (N + z)
+    flat, _, _ = run_rmia(params, 0.0)
     assert flat.auc == pytest.approx(0.5, abs=0.06)
