@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from mibench.engine.metrics import attack_metrics
 from mibench.sdk import Pool, ReferenceNeeds
-from mibench_plugins.attacks.label_only import LabelOnlyAttack, augmentations
+from mibench_plugins.attacks.label_only import LabelOnlyAttack, augmentations, rotated, rotations, translations
 from mibench_plugins.attacks.views import shifted, view
 from tests.fakes import FakeAccess, context, membership
 
@@ -153,3 +153,54 @@ def test_answers_that_ignore_membership_give_a_coin_flip():
     metrics = evaluate(boost=0.0)
     assert metrics.auc == pytest.approx(0.5, abs=0.05)
     assert metrics.balanced_accuracy == pytest.approx(0.5, abs=0.05)
+
+
+# ------------------------------------------------------------------ the authors' form: translation, rotation, network
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_translations_are_the_unshifted_image_and_the_4d_shifts_at_distance_d(d):
+    moves = translations(d)
+    assert len(moves) == 4 * d + 1 == len(set(moves)) and moves[0] == (0, 0)
+    assert all(abs(dx) + abs(dy) == d for dx, dy in moves[1:])
+
+
+def test_rotations_and_a_rotated_image_by_hand():
+    assert rotations(4).tolist() == [-4, -3, -2, -1, 0, 1, 2, 3, 4]
+    image = torch.arange(1.0, 10.0).view(1, 1, 3, 3) / 10
+    # a quarter turn (counter-clockwise as displayed) moves every pixel onto the grid: no interpolation error
+    assert rotated(image, 90).view(3, 3).mul(10).round().tolist() == [[3, 6, 9], [2, 5, 8], [1, 4, 7]]
+    assert rotated(image, 0) is image
+    flat = torch.full((1, 2, 8, 8), 0.4)
+    assert torch.allclose(rotated(flat, 3.0), flat)  # a constant image stays itself (nearest-filled corners)
+
+
+@pytest.mark.parametrize("params,k", [({"family": "translation", "distance": 2}, 9),
+                                      ({"family": "rotation", "rotation": 3}, 7),
+                                      ({"preset": "authors"}, 5)])
+def test_each_family_sends_its_k_queries_per_sample(params, k):
+    ctx = planted_context(boost=4.0)
+    out = LabelOnlyAttack(LabelOnlyAttack.Params(calibration_samples=300, batch_size=1000, **params)).run(ctx)
+    assert out.info["copies"] == k
+    assert ctx.target.images_queried == k * len(ctx.eval_indices)
+    assert [s.images_queried for s in ctx.references] == [k * 300, k * 300]
+
+
+def test_the_authors_preset():
+    p = LabelOnlyAttack.Params(preset="authors")
+    assert (p.family, p.distance, p.decision) == ("translation", 1, "network")
+    assert LabelOnlyAttack.Params(preset="authors", distance=3).distance == 3  # given wins
+
+
+def test_the_network_decision_finds_a_planted_leak_and_calls_no_leak_a_coin_flip():
+    def run(boost):
+        ctx = planted_context(boost)
+        params = LabelOnlyAttack.Params(family="translation", distance=2, decision="network", batch_size=2000)
+        out = LabelOnlyAttack(params).run(ctx)
+        return attack_metrics(membership(ctx, ctx.target), out.scores, LABELS[ctx.eval_indices], out.thresholds), out
+
+    found, out = run(4.0)
+    assert found.auc > 0.85 and found.balanced_accuracy > 0.75
+    assert len(np.unique(out.scores)) > 10  # a member probability, not a count of K + 1 values
+    flat, _ = run(0.0)
+    assert flat.auc == pytest.approx(0.5, abs=0.06)

@@ -66,13 +66,14 @@ Thresholds: one global threshold, calibrated leave-one-out on the shadows (see
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from mibench.sdk import ReferenceAttack, ReferenceNeeds, Table, hookimpl
 from mibench.sdk.reference_attack import masked_mean, side_mask
+from mibench_plugins.attacks.presets import AuthorsPreset
 from mibench_plugins.attacks.signals import LikelihoodSignal, likelihood_signal
 from mibench_plugins.attacks.views import ViewParams, view_signals
 
@@ -85,7 +86,9 @@ AUTHORS = {"signal": "taylor-soft-margin", "temperature": 2.0, "margin": 0.6, "t
            "population_size": 1000}
 
 
-class RMIAParams(ViewParams):
+class RMIAParams(ViewParams, AuthorsPreset):
+    AUTHORS = AUTHORS
+
     preset: Literal["authors"] | None = Field(
         None, description="authors: the authors' form (signal taylor-soft-margin at temperature 2, margin 0.6, "
         "order 4; trimmed mean 0.2; 18 views with a majority vote; gamma 2; a 0.33; 1,000 z) for every param "
@@ -116,13 +119,6 @@ class RMIAParams(ViewParams):
     population_size: int | None = Field(
         10000, ge=1, description="Population samples z drawn from the shadow half (null: all of them)."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _preset(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("preset") == "authors":
-            return {**AUTHORS, **data}
-        return data
 
 
 def trimmed_mean(values: np.ndarray, mask: np.ndarray, proportion: float) -> np.ndarray:
