@@ -218,3 +218,27 @@ def test_the_report_shows_the_pool_spread_and_the_most_exposed_samples(pool_run)
     cells = [c for c in section.split("<td") if "</td>" in c]
     samples = [int(c.split(">", 1)[1].split("<", 1)[0]) for i, c in enumerate(cells) if i % 10 == 5]
     assert samples == top["sample"].tolist()
+
+
+def test_rmia_can_draw_its_population_from_the_targets_nonmembers(tmp_path, registry):
+    # population: target-nonmembers (RMIA's authors' online z): the engine hands the attack
+    # the target's non-members as ctx.population; never-trained z are the rest of the pool.
+    grid = POOL_GRID.replace("DEFENSES", "[ce]").replace(
+        "attacks: [loss, {name: lira, params: {mode: online}}, {name: rmia, params: {mode: online}}]",
+        "attacks: [{name: rmia, params: {mode: online, population: target-nonmembers, population_size: null}},"
+        " {name: rmia, params: {mode: online, population_size: null}}]")
+    path = tmp_path / "grid.yaml"
+    path.write_text(grid)
+    summary = Runner(load_grid(path, registry), registry, tmp_path / "run", log=lambda _: None).run()
+    assert summary.ok, summary.failures
+    per_target = pd.read_csv(tmp_path / "run" / "per_target.csv")
+    store = Store(tmp_path / "run" / "store")
+    for _, row in per_target.iterrows():
+        out = load_attack_output(store, row["attack_output"])
+        members = out["membership"].astype(bool)
+        nonmembers = int((~members).sum())
+        drawn = out["info"]["population_samples"]
+        if "target-nonmembers" in row["attack"]:
+            assert drawn == nonmembers  # every non-member of the target has OUT references
+        else:
+            assert drawn == 1797 - len(members)  # the pool outside the sample set D (all evaluated)

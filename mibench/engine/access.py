@@ -68,6 +68,13 @@ class ModelAccess:
         """(train samples, test samples) of the model's accuracies: clean samples only, never a canary."""
         return np.setdiff1d(self.members, self._canaries), np.setdiff1d(self._test, self._canaries)
 
+    def clean_nonmembers(self) -> np.ndarray:
+        """The model's evaluated non-members that are no canaries (an auditor's population, sorted)."""
+        nonmembers = np.asarray(self.nonmembers)
+        if self._scored is not None:
+            nonmembers = nonmembers[np.isin(nonmembers, self._scored)]
+        return np.setdiff1d(nonmembers, self._canaries)
+
     def module(self) -> nn.Module:
         """The network in eval mode on the run's device (white-box attacks only)."""
         if not self.white_box:

@@ -34,12 +34,14 @@ def run_attack_job(job: Any, store: Store, device: torch.device, opener: Opener 
         return attack_record(key, out["membership"], out["threshold_mode"], out["info"])
     access = opener(store, job.target, device)
     target = TargetView(access)
-    uses_shadows = job.attack.info.cls.needs(job.attack.params).uses_references
-    shadows = [opener(store, ref, device) for ref in job.shadows] if uses_shadows else []
+    needs = job.attack.info.cls.needs(job.attack.params)
+    shadows = [opener(store, ref, device) for ref in job.shadows] if needs.uses_references else []
     eval_indices, membership = access.evaluation()
+    view = run_splits(job.target.run).attack_view()
+    if needs.population == "target-nonmembers":  # the auditor's game of RMIA's authors (ReferenceNeeds)
+        view["population"] = access.clean_nonmembers()
     ctx = AttackContext(pool=access.pool, target=target, references=shadows, device=device,
-                        seed=derived_seed(job.seed, "attack", job.attack.name), eval_indices=eval_indices,
-                        **run_splits(job.target.run).attack_view())
+                        seed=derived_seed(job.seed, "attack", job.attack.name), eval_indices=eval_indices, **view)
     torch.manual_seed(ctx.seed)
     output = job.attack.create().run(ctx)
     if not isinstance(output, AttackOutput):

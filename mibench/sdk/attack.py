@@ -104,12 +104,17 @@ class ReferenceNeeds:
     ones train on half of them each (a later protocol). ``training``: ``grid``
     follows the grid's ``shadow.training``; ``like-target`` always trains them with
     the target's defense config; ``plain`` always with the grid's
-    ``shadow.plain`` defense (``ce`` by default).
+    ``shadow.plain`` defense (``ce`` by default). ``population``: where
+    ``ctx.population`` comes from: ``never-trained`` (the protocol's samples no evaluated
+    model trained on) or ``target-nonmembers`` (the target's own non-members, canaries
+    left out, as RMIA's authors' online code draws its z: the attack is then told which
+    of its evaluation samples are non-members, an auditor's game, not a black-box one).
     """
 
     count: int = 1
     mode: Literal["offline", "online"] = "offline"
     training: Literal["grid", "like-target", "plain"] = "grid"
+    population: Literal["never-trained", "target-nonmembers"] = "never-trained"
 
     @property
     def uses_references(self) -> bool:

@@ -217,7 +217,10 @@ class ReferenceAttack(Attack):
         in_population = np.isin(samples, population)
         z_pos = self._draw_population(ctx.seed, is_out & in_population)
         z_target = self.model_signal(ctx.target, samples[z_pos]) if len(z_pos) else np.zeros((0,) + stats.shape[2:])
-        z = Table(z_target, stats[:, z_pos], is_out[:, z_pos], is_in[:, z_pos])
+        # As the protocol says for z as well: z no reference trained on keep all their OUT
+        # references; z drawn from the target's non-members (ReferenceNeeds.population)
+        # get as many IN as OUT ones, like the evaluation samples.
+        z = ctx.reference_rules.apply(Table(z_target, stats[:, z_pos], is_out[:, z_pos], is_in[:, z_pos]))
 
         scores = self.compare(x, z, ctx)
         if not np.isfinite(scores).all():

@@ -51,14 +51,17 @@ offers its form, and ``preset: authors`` sets it for every param not given:
 - ``gamma: 2`` online and offline alike (the configs' value; only the later library
   hard-codes 1), and ``a: 0.33``.
 
-What still differs: in their online code the population z are the target's non-members
-from the sample set (about half of whose references trained on them); mibench's z are
-never trained on by any model (the rest of the pool), because the attack's view of the
-target withholds its membership, which z drawn from its non-members would hand it. With
-z that no reference trained on, Pr(z) is an OUT-only mean while Pr(x) mixes IN and OUT,
-which is why gamma 2 scored members low in mibench's own test (tests/test_online_attacks.py)
-and ``gamma: null`` stays 1 online. Their offline code takes the trimmed mean over the OUT
-references as mibench does.
+- ``population: target-nonmembers`` (online): z are the target's non-members from the
+  sample set, about half of whose references trained on them, as in their online code.
+  The engine then tells the attack which of its evaluation samples are non-members (z
+  are drawn from them; canaries never): an auditor's game, not a black-box attacker's.
+  mibench's default, ``never-trained``, draws z from samples no model trained on (the
+  rest of the pool): Pr(z) is then an OUT-only mean while Pr(x) mixes IN and OUT, which
+  is why gamma 2 scored members low in mibench's own test (tests/test_online_attacks.py)
+  and ``gamma: null`` stays 1 online.
+
+What still differs: their offline code is as mibench's (a trimmed mean over the OUT
+references); their z under ``top_k`` (nearest population samples) is not offered.
 
 Thresholds: one global threshold, calibrated leave-one-out on the shadows (see
 :mod:`mibench.sdk.reference_attack`); with one shadow there is none (and no balanced accuracy).
@@ -83,7 +86,7 @@ TINY = 1e-300  # floor of the marginal Pr(s), so that an LR is always finite
 # preset: authors (the reproduction configs of Zarifzadeh et al.): what a param left unset takes.
 AUTHORS = {"signal": "taylor-soft-margin", "temperature": 2.0, "margin": 0.6, "taylor_order": 4,
            "trimmed_mean": 0.2, "augmentations": "mirror-shifts", "gamma": 2.0, "a": 0.33,
-           "population_size": 1000}
+           "population_size": 1000, "population": "target-nonmembers"}
 
 
 class RMIAParams(ViewParams, AuthorsPreset):
@@ -119,6 +122,10 @@ class RMIAParams(ViewParams, AuthorsPreset):
     population_size: int | None = Field(
         10000, ge=1, description="Population samples z drawn from the shadow half (null: all of them)."
     )
+    population: Literal["never-trained", "target-nonmembers"] = Field(
+        "never-trained", description="online: z from samples no model trained on (mibench's), or from the "
+        "target's non-members in the sample set, half of whose references trained on them (the authors'; the "
+        "attack is then told which evaluation samples are non-members).")
 
 
 def trimmed_mean(values: np.ndarray, mask: np.ndarray, proportion: float) -> np.ndarray:
@@ -202,9 +209,10 @@ class RMIAAttack(ReferenceAttack):
 
     @classmethod
     def needs(cls, params):
+        population = "never-trained" if params is None else params.population
         if params is not None and params.mode == "online":
-            return ReferenceNeeds(count=1, mode="online")
-        return ReferenceNeeds()
+            return ReferenceNeeds(count=1, mode="online", population=population)
+        return ReferenceNeeds(population=population)
 
     def signal(self, logits, labels):
         p = self.params
