@@ -69,8 +69,10 @@ def planted_context(boost, shadows=2):
     return context(target, views, seed=3)
 
 
-# Large batches: few query calls keep the tests fast (batch_size changes no result).
-FAST = LabelOnlyAttack.Params(batch_size=2000)
+# Large batches: few query calls keep the tests fast (batch_size changes no result). The square
+# copies counted, mibench's earlier default, unless a test says otherwise.
+SQUARE = {"family": "square", "decision": "count"}
+FAST = LabelOnlyAttack.Params(batch_size=2000, **SQUARE)
 
 
 def evaluate(boost):
@@ -106,7 +108,8 @@ def test_shifts_pad_with_zeros_and_do_not_wrap():
 @pytest.mark.parametrize("r", [1, 2])
 def test_the_target_gets_k_queries_per_evaluated_sample(r):
     ctx = planted_context(boost=4.0)
-    out = LabelOnlyAttack(LabelOnlyAttack.Params(shift_radius=r, calibration_samples=300, batch_size=1000)).run(ctx)
+    out = LabelOnlyAttack(LabelOnlyAttack.Params(shift_radius=r, calibration_samples=300, batch_size=1000,
+                                                 **SQUARE)).run(ctx)
     k = 2 * (2 * r + 1) ** 2
     assert out.info["copies"] == k
     assert ctx.target.images_queried == k * len(ctx.eval_indices)
@@ -116,7 +119,8 @@ def test_the_target_gets_k_queries_per_evaluated_sample(r):
 
 def test_calibration_uses_the_first_shadows_and_a_stratified_subsample():
     ctx = planted_context(boost=4.0, shadows=3)
-    attack = LabelOnlyAttack(LabelOnlyAttack.Params(calibration_models=2, calibration_samples=200, batch_size=2000))
+    attack = LabelOnlyAttack(LabelOnlyAttack.Params(calibration_models=2, calibration_samples=200, batch_size=2000,
+                                                    **SQUARE))
     out = attack.run(ctx)
     assert out.info["calibration_samples"] == 400
     assert [s.images_queried for s in ctx.references] == [18 * 200, 18 * 200, 0]
@@ -125,7 +129,9 @@ def test_calibration_uses_the_first_shadows_and_a_stratified_subsample():
 
 def test_declared_needs_and_cost():
     assert LabelOnlyAttack.needs(LabelOnlyAttack.Params()) == ReferenceNeeds(count=1)
-    assert LabelOnlyAttack.query_cost == 18.0
+    assert LabelOnlyAttack.query_cost == 5.0  # the default: the authors' 4d + 1 translations at d = 1
+    defaults = LabelOnlyAttack.Params()
+    assert (defaults.family, defaults.distance, defaults.decision) == ("translation", 1, "network")
     assert not LabelOnlyAttack.needs_white_box
 
 
