@@ -189,6 +189,7 @@ def test_each_family_sends_its_k_queries_per_sample(params, k):
     out = LabelOnlyAttack(LabelOnlyAttack.Params(calibration_samples=300, batch_size=1000, **params)).run(ctx)
     assert out.info["copies"] == k
     assert ctx.target.images_queried == k * len(ctx.eval_indices)
+    assert LabelOnlyAttack.queries(LabelOnlyAttack.Params(**params)) == k  # what validate's estimate reads
     assert [s.images_queried for s in ctx.references] == [k * 300, k * 300]
 
 

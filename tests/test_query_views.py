@@ -169,6 +169,16 @@ def run_online(params, boost):
     return metrics, models
 
 
+@pytest.mark.parametrize("params,want", [({}, 0), ({"augmentations": "mirror"}, 1),
+                                         ({"augmentations": "mirror-shifts"}, 17),
+                                         ({"augmentations": "mirror-shifts", "shift": 2}, 49),
+                                         ({"preset": "authors"}, 1)])
+def test_lira_sends_the_queries_it_declares(params, want):
+    assert LiRAAttack.queries(LiRAAttack.Params(mode="online", **params)) == want  # what validate's estimate reads
+    _, models = run_online(params, 0.0)
+    assert models[0].images_queried == want * N  # on the target's evaluation samples: all N here
+
+
 def test_views_are_queries_counted_per_sample_and_model():
     _, models = run_online({"augmentations": "mirror-shifts"}, 0.0)
     # the plain view comes from the cached logits; the other 17 are queries, on the target's N
@@ -268,5 +278,6 @@ def test_rmia_finds_a_planted_leak_through_views_and_calls_no_leak_a_coin_flip(p
     # every view but the plain one, on the target's evaluation samples and its population samples z
     assert z == min(RMIAAttack.Params(**params).population_size, 200)
     assert models[0].images_queried == (len(RMIAAttack.Params(**params).views()) - 1) * (N + z)
+    assert models[0].images_queried == RMIAAttack.queries(RMIAAttack.Params(**params)) * (N + z)  # as declared
     flat, _, _ = run_rmia(params, 0.0)
     assert flat.auc == pytest.approx(0.5, abs=0.06)

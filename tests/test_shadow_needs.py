@@ -1,4 +1,4 @@
-"""Attacks declare what they need of shadow models (ReferenceNeeds) and what they cost (query_cost);
+"""Attacks declare what they need of shadow models (ReferenceNeeds) and what they cost (queries);
 the planner and ``mibench validate`` read only those declarations."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from mibench.cli.main import main
 from mibench.config.errors import ConfigError
 from mibench.config.resolve import load_grid
+from mibench.engine.estimate import job_cost
+from mibench.engine.jobs import AttackJob
 from mibench.engine.plan import build_plan
 from mibench.registry.loading import default_manager, set_registry
 from mibench.sdk import NO_REFERENCES, ReferenceNeeds, hookimpl
@@ -125,3 +127,14 @@ def test_validate_estimates_an_attacks_declared_cost(write_grid, registry):
     assert cheap.exit_code == 0 and costly.exit_code == 0, cheap.output + costly.output
     assert "PFLOP attacks" not in cheap.output
     assert "PFLOP attacks" in costly.output
+
+
+def test_the_estimate_reads_each_attacks_queries_for_its_params(write_grid, registry):
+    attacks = ("[{name: lira, params: {augmentations: mirror}}, {name: lira, params: {augmentations: mirror-shifts}},"
+               " {name: label-only, params: {family: translation, distance: 2}}, costly]")
+    plan = plan_for(write_grid, registry, attacks)
+    cost = {(job.attack.name, job.attack.info.cls.queries(job.attack.params)): job_cost(job)
+            for job in plan.jobs.values() if isinstance(job, AttackJob)}
+    assert set(cost) == {("lira", 1.0), ("lira", 17.0), ("label-only", 9.0), ("costly", 8.0)}
+    one = cost["lira", 1.0]
+    assert [cost[key] / one for key in [("lira", 17.0), ("label-only", 9.0), ("costly", 8.0)]] == [17.0, 9.0, 8.0]

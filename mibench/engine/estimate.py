@@ -69,7 +69,7 @@ def job_cost(job: Job) -> float:
         return 3.0 * flops * samples * run.training.epochs * run.defense.info.cls.training_cost
     if isinstance(job, PredictJob):
         return flops * pool_size
-    cost = job.attack.info.cls.query_cost
+    cost = job.attack.info.cls.queries(job.attack.params)
     return cost * flops * 2 * samples * (1 + len(job.shadows))  # members and non-members of each model
 
 

@@ -210,9 +210,9 @@ class Attack(Plugin):
     """Scores the target's evaluation samples; higher means member.
 
     Declare ``needs_white_box`` for an attack that reads weights or gradients,
-    :meth:`needs` for what it needs of reference models, and ``query_cost`` (model
-    passes per sample and model, beyond one cached prediction) for ``mibench
-    validate``'s compute estimate.
+    :meth:`needs` for what it needs of reference models, and :meth:`queries` (or
+    its default, the class attribute ``query_cost``: model passes per sample and
+    model, beyond one cached prediction) for ``mibench validate``'s compute estimate.
     """
 
     kind: ClassVar[str] = "attack"
@@ -237,6 +237,17 @@ class Attack(Plugin):
             deprecated(f"{cls.__name__}.shadow_needs", "a needs(cls, params) classmethod")
             return cls.shadow_needs
         return ReferenceNeeds()
+
+    @classmethod
+    def queries(cls, params: Any) -> float:
+        """Model passes per sample and model that this attack, with ``params``, makes beyond the cached prediction.
+
+        ``mibench validate``'s compute estimate reads only this; the default is the class's
+        ``query_cost``. Override it where params change the count (the number of query
+        views); black-box queries should equal what the attack sends through
+        :meth:`ModelView.query` per sample, which the suite checks for the built-ins.
+        """
+        return float(cls.query_cost)
 
     def run(self, ctx: AttackContext) -> AttackOutput:
         raise NotImplementedError

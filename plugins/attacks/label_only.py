@@ -191,6 +191,11 @@ class LabelOnlyAttack(Attack):
     Params = LabelOnlyParams
     query_cost = float(len(translations(1)))  # 5 at the default translation distance 1 (18 for square at r = 1)
 
+    @classmethod
+    def queries(cls, params):
+        """Every copy, the unaugmented one too, is a query (labels come from queries only)."""
+        return cls.query_cost if params is None else float(len(copies(params)))
+
     def correct_bits(self, model: ModelView, indices: np.ndarray, device: torch.device) -> np.ndarray:
         """Per sample of ``indices`` (rows) and copy (columns), whether ``model`` labels the copy right (0/1)."""
         indices = np.asarray(indices, dtype=np.int64)

@@ -87,6 +87,7 @@ from scipy.special import log_ndtr
 
 from mibench.sdk import ReferenceAttack, ReferenceNeeds, Table, hookimpl
 from mibench.sdk.reference_attack import side_mask
+from mibench_plugins.attacks.presets import AuthorsPreset
 from mibench_plugins.attacks.signals import Signal, membership_signal
 from mibench_plugins.attacks.views import ViewParams, view_signals
 
@@ -103,7 +104,9 @@ _LEGACY_VARIANCE = {None: "auto", True: "per-side", False: "per-sample"}  # fix_
 AUTHORS = {"augmentations": "mirror", "combine": "score-mean", "fix_variance": "shared"}
 
 
-class LiRAParams(ViewParams):
+class LiRAParams(ViewParams, AuthorsPreset):
+    AUTHORS = AUTHORS
+
     preset: Literal["authors"] | None = Field(
         None, description="authors: the authors' form (augmentations mirror, combine score-mean, fix_variance "
         "shared) for every param not given.")
@@ -132,13 +135,11 @@ class LiRAParams(ViewParams):
     @model_validator(mode="before")
     @classmethod
     def _earlier_forms(cls, data: Any) -> Any:
-        """The preset's values for what is not given; ``fix_variance`` true/false/null and ``flip: true`` of earlier grids."""
+        """``fix_variance`` true/false/null and ``flip: true`` of earlier grids (``preset`` is AuthorsPreset's)."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        if data.get("preset") == "authors":
-            data = {**AUTHORS, **data}
-        variance = data.get("fix_variance", None)
+        variance = data.get("fix_variance", "unset")
         if isinstance(variance, bool) or variance is None:
             data["fix_variance"] = _LEGACY_VARIANCE[variance]
         if data.get("flip") is True:
@@ -267,6 +268,11 @@ class LiRAAttack(ReferenceAttack):
         if params is not None and params.mode == "online":
             return ReferenceNeeds(count=2, mode="online")
         return ReferenceNeeds(count=2)
+
+    @classmethod
+    def queries(cls, params):
+        """The plain view comes from the cached prediction; every other view is one query."""
+        return 0.0 if params is None else float(len(params.views()) - 1)
 
     def signal(self, logits, labels):
         return membership_signal(self.params.signal, logits, labels)

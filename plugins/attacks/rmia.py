@@ -214,6 +214,11 @@ class RMIAAttack(ReferenceAttack):
             return ReferenceNeeds(count=1, mode="online", population=population)
         return ReferenceNeeds(population=population)
 
+    @classmethod
+    def queries(cls, params):
+        """The plain view comes from the cached prediction; every other view is one query (on the population samples z too)."""
+        return 0.0 if params is None else float(len(params.views()) - 1)
+
     def signal(self, logits, labels):
         p = self.params
         return likelihood_signal(p.signal, logits, labels, p.temperature, p.margin, p.taylor_order)
