@@ -23,7 +23,7 @@ from mibench.config.resolve import ResolvedGrid
 from mibench.engine.devices import resolve_device
 from mibench.config.execution import ExecutionConfig
 from mibench.engine.estimate import job_cost
-from mibench.engine.jobs import ATTACK_PATH, Job, TrainJob
+from mibench.engine.jobs import ATTACK_PATH, Job, TrainJob, TrainStackJob
 from mibench.engine.layout import RunLayout
 from mibench.engine.models import TRAINING_PATH
 from mibench.engine.plan import Plan, build_plan
@@ -121,7 +121,7 @@ class Runner:
 
     def _on_start(self, job: Job, worker: str) -> None:
         where = "" if worker.endswith(":serial") else f" [{worker}]"
-        if isinstance(job, TrainJob):  # a finished one is read from the store, never started
+        if isinstance(job, (TrainJob, TrainStackJob)):  # a finished one is read from the store, never started
             self.log(f"train  {job.label()}{where}")
         elif job.kind == "attack":
             self.log(f"attack {job.label()}{where}")

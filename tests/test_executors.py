@@ -64,6 +64,22 @@ def test_local_workers_reproduce_the_serial_run(serial_run, write_grid, registry
     assert {r["threads"] for r in records} == {1}
 
 
+def test_local_workers_train_stacks_with_the_serial_runs_numbers(serial_run, write_grid, registry, tmp_path):
+    text = GRID.replace("training: {epochs: 6, batch_size: 64}", "training: {epochs: 6, batch_size: 64, stack: 3}")
+    summary, lines = run(write_grid, registry, tmp_path / "local", text=text,
+                         executor=LocalExecutor(workers=2, threads=1))
+    assert summary.ok, summary.failures
+    # per defense one stack of its target and 2 shadows; the target trains on one sample more (an odd split), so
+    # it trains alone and the shadows as a stack of 2
+    records = [json.loads(p.read_text()) for p in (tmp_path / "local" / "store" / "models").glob("*.json")]
+    assert sorted(r["stacked"] for r in records) == [1, 1, 2, 2, 2, 2]
+    metrics = ["train_acc", "test_acc", "auc", "balanced_acc"]
+    got, want = results(tmp_path / "local"), results(serial_run)
+    assert got[["defense", "seed", "attack"]].equals(want[["defense", "seed", "attack"]])
+    # stacked weights differ from one-at-a-time ones by float reassociation only (tests/test_stacking.py)
+    assert (got[metrics] - want[metrics]).abs().to_numpy().max() <= 0.01
+
+
 def test_a_worker_killed_mid_job_costs_that_job_only(serial_run, write_grid, registry, tmp_path, monkeypatch):
     marker = tmp_path / "died"
     monkeypatch.setenv(DIE_ONCE_MARKER, str(marker))

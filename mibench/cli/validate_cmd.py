@@ -57,7 +57,21 @@ def describe_cost(resolved: ResolvedGrid, plan: Plan, tflops: float) -> str:
     lines.append(f"  total ~{_duration(total)} at an assumed {tflops:g} TFLOP/s effective (--tflops to change)")
     for label in unknown:
         lines.append(f"  {label}: size unknown without its data, not estimated")
-    return "\n".join(lines)
+    return "\n".join(lines + describe_stacks(resolved, plan))
+
+
+def describe_stacks(resolved: ResolvedGrid, plan: Plan) -> list[str]:
+    """How training stacks on the grid's device (a GPU for device auto, as the estimate assumes)."""
+    import torch
+
+    from mibench.engine.stacking import stack_plans
+
+    name = resolved.grid.device
+    device = torch.device("cpu" if name == "cpu" else "cuda")
+    runs = list(plan.train_jobs.values())
+    where = "the CPU" if device.type == "cpu" else f"a GPU (device {name})"
+    lines = [f"training on {where} (training.stack; small models alone leave a GPU mostly idle):"]
+    return lines + [f"  {p.describe()}" for p in stack_plans(runs, device)]
 
 
 def _default_tflops() -> float:

@@ -14,6 +14,7 @@ dependencies allow.
 from __future__ import annotations
 
 import math
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,6 +33,12 @@ from mibench.engine.training import model_stored
 from mibench.registry.code import code_path_digest
 
 ATTACK_PATH = "mibench.engine.attacking"  # the engine module whose code path every attack output's key covers
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as one line: its type and message, whitespace folded, at most 500 characters."""
+    text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
 
 
 @dataclass
@@ -156,6 +163,68 @@ class TrainJob(Job):
 
     def compute(self, ctx: JobContext) -> TrainRecord:
         return training.run_train_job(self.training_run, ctx.store, ctx.device)
+
+
+@dataclass(frozen=True)
+class StackOutcome:
+    """What became of one member of a :class:`TrainStackJob`: its record, or its one-line error."""
+
+    key: str
+    record: TrainRecord | None
+    error: str = ""
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class StackRecord(Record):
+    """The outcomes of a stack's members, in member order; ``fallback``: why it trained one at a time."""
+
+    kind: ClassVar[str] = "train"
+    outcomes: tuple[StackOutcome, ...]
+    fallback: str = ""
+
+
+@dataclass(frozen=True)
+class TrainStackJob(Job):
+    """Train several :class:`TrainJob` of one stack at once (``training.stack``); each keeps its own outcome.
+
+    Not a job of the plan: the dispatch loop makes one of ready TrainJobs with one
+    :func:`~mibench.engine.stacking.stack_key` and turns its record back into one result
+    per member, so a diverged or failed model fails only its own job (and its
+    dependents). If the stack itself fails (a layer that breaks under vmap only at run
+    time, memory), every member is trained alone instead and the reason is recorded.
+    """
+
+    kind: ClassVar[str] = "train"
+    members: tuple[TrainJob, ...]
+
+    @property
+    def key(self) -> str:
+        return "train-stack:" + stable_hash([m.key for m in self.members])
+
+    def label(self) -> str:
+        first, last = self.members[0].training_run, self.members[-1].training_run
+        return f"stack of {len(self.members)}: {first.label()} .. {last.role} seed {last.seed}"
+
+    def run(self, ctx: JobContext) -> StackRecord:
+        """Train the stack; nothing is saved for the stack itself (each model is its member's record)."""
+        try:
+            outcomes = training.run_train_stack([m.training_run for m in self.members], ctx.store, ctx.device)
+        except Exception as exc:  # noqa: BLE001 - the stack failed as a whole: one model at a time instead
+            return StackRecord(tuple(self._alone(m, ctx) for m in self.members),
+                               fallback=f"the stack failed ({error_text(exc)})")
+        return StackRecord(tuple(
+            StackOutcome(m.key, out) if isinstance(out, TrainRecord)
+            else StackOutcome(m.key, None, m.failure(error_text(out)),
+                              "".join(traceback.format_exception(out)))
+            for m, out in zip(self.members, outcomes)))
+
+    @staticmethod
+    def _alone(member: TrainJob, ctx: JobContext) -> StackOutcome:
+        try:
+            return StackOutcome(member.key, member.compute(ctx))
+        except Exception as exc:  # noqa: BLE001 - this member's failure only
+            return StackOutcome(member.key, None, member.failure(error_text(exc)), traceback.format_exc())
 
 
 # ------------------------------------------------------------------- predictions

@@ -4,7 +4,8 @@
 worker), then hands jobs to its :class:`~mibench.execution.executor.Backend` in the
 :class:`~mibench.execution.scheduler.Scheduler`'s order, cascades failures and runs lost
 jobs again (at most ``max_retries`` times). :class:`SerialExecutor` is that loop with
-one in-process worker.
+one in-process worker. Training jobs that can stack (``training.stack``) go to the backend
+as one :class:`~mibench.engine.jobs.TrainStackJob` (:mod:`mibench.execution.stacks`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mibench.engine.store import Store
 from mibench.execution.executor import (MODEL_BYTES_KEPT, MODELS_KEPT, Backend, Event, Executor, Finished, JobResult,
                                         Log, Lost, ModelCache, StartHook, run_job, stored_results)
 from mibench.execution.scheduler import Retries, Scheduler
+from mibench.execution.stacks import Stacker, member_results
 
 
 class DispatchExecutor(Executor):
@@ -44,12 +46,13 @@ class DispatchExecutor(Executor):
             return
         backend = self.backend()
         retries = Retries(self.max_retries, self.log)
+        stacker = Stacker(device, self.log)
         finished = False
         try:
             backend.open(store, device)
             while not scheduler.done():
                 while backend.free() and (retries.queue or scheduler.has_ready()):
-                    job = retries.queue.pop() if retries.queue else scheduler.pop()
+                    job = retries.queue.pop() if retries.queue else stacker.gather(scheduler.pop(), scheduler)
                     worker = backend.submit(job)
                     if self.on_start is not None:
                         self.on_start(job, worker)
@@ -60,8 +63,9 @@ class DispatchExecutor(Executor):
                             continue
                     else:
                         result = event.result
-                    yield result
-                    yield from scheduler.finish(result)
+                    for single in member_results(event.job, result, self.log):
+                        yield single
+                        yield from scheduler.finish(single)
             finished = True
         finally:
             backend.close(finished)

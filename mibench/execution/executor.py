@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Union
 import torch
 
 from mibench.engine.access import ModelAccess, open_model
-from mibench.engine.jobs import Job, JobContext
+from mibench.engine.jobs import Job, JobContext, error_text
 from mibench.engine.models import ModelRef
 from mibench.engine.plan import Plan
 from mibench.engine.records import Record
@@ -41,12 +41,6 @@ MODEL_BYTES_KEPT = 2 << 30  # and at most 2 GiB of weights and logits (64 ResNet
 
 class ExecutionError(Exception):
     """Execution settings this machine or cluster cannot honour; the message says why, in one line."""
-
-
-def error_text(exc: BaseException) -> str:
-    """An exception as one line: its type and message, whitespace folded, at most 500 characters."""
-    text = f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split())[:500]
 
 
 @dataclass

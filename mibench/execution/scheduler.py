@@ -58,6 +58,21 @@ class Scheduler:
         self.has_ready()
         return self.plan.jobs[heapq.heappop(self._ready)[3]]
 
+    def pop_matching(self, matches, limit: int) -> list[Job]:
+        """Take up to ``limit`` ready jobs for which ``matches(job)`` holds, in priority order."""
+        self.has_ready()
+        taken, kept = [], []
+        for entry in sorted(self._ready):
+            key = entry[3]
+            if len(taken) < limit and key not in self.results and matches(self.plan.jobs[key]):
+                taken.append(self.plan.jobs[key])
+            else:
+                kept.append(entry)
+        if taken:
+            self._ready = kept
+            heapq.heapify(self._ready)
+        return taken
+
     def finish(self, result: JobResult) -> list[JobResult]:
         """Record ``result``; returns the failures it cascades to (its dependents, transitively)."""
         self.results[result.key] = result

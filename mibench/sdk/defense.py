@@ -94,15 +94,26 @@ class Defense(Plugin):
 
 
 class LossDefense(Defense):
-    """A defense that only changes the training loss; the shared trainer does the rest."""
+    """A defense that only changes the training loss; the shared trainer does the rest.
+
+    Such a defense is what ``training.stack`` can train K at a time: the engine calls
+    :meth:`prepare` for each model and drives the K models in one loop, exactly as
+    :meth:`train` would one at a time. A subclass that overrides :meth:`train` drives
+    its own training and is trained one model at a time.
+    """
 
     def objective(self, spec: ObjectiveSpec) -> Objective:
         raise NotImplementedError
 
-    def train(self, ctx: TrainingContext) -> TrainedModel:
+    def prepare(self, ctx: TrainingContext) -> tuple[nn.Module, Objective]:
+        """A fresh model and its objective, on ``ctx.device``, built in the order that fixes their seeds."""
         model = ctx.build_model()
         objective = self.objective(ObjectiveSpec(ctx.num_classes, feature_dim(model, ctx.pool)))
-        ctx.trainer.fit(model, ctx.train_indices, objective.to(ctx.device))
+        return model, objective.to(ctx.device)
+
+    def train(self, ctx: TrainingContext) -> TrainedModel:
+        model, objective = self.prepare(ctx)
+        ctx.trainer.fit(model, ctx.train_indices, objective)
         return TrainedModel(model, np.asarray(ctx.train_indices))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mibench.sdk.params import tuning
 
@@ -13,6 +13,7 @@ from mibench.sdk.params import tuning
 MAX_LR = 1e3
 MAX_EPOCHS = 100_000
 MAX_BATCH = 1 << 20
+MAX_STACK = 1024
 FiniteLR = Annotated[float, Field(gt=0, le=MAX_LR, allow_inf_nan=False)]
 
 
@@ -94,9 +95,23 @@ class TrainingConfig(StrictModel):
         "fp32", description="bf16 runs forward passes under bfloat16 autocast (GPU)."
     )
     channels_last: bool = tuning(True, "On CUDA, train conv nets in channels_last memory format (speed only).")
+    stack: Literal["auto", "off"] | int = tuning(
+        "auto", "Train up to K models of one architecture and training config at once (torch.func vmap; the same "
+        "seeds, data order and optimiser state as one at a time). auto: on CUDA, as many as fit a 64M-parameter "
+        "budget (at most 64), on the CPU off (stacking is slower there); off or 1: one at a time.")
     overrides: dict[str, TrainingOverride] = Field(
         default_factory=dict, description="Architecture name -> settings that replace these."
     )
+
+    @field_validator("stack", mode="before")
+    @classmethod
+    def _stack(cls, value):
+        """One clear error for a bad ``stack``; YAML's bare off/on (booleans) read as off/auto."""
+        if value is False or value is True:
+            return "off" if value is False else "auto"
+        if value in ("auto", "off") or (isinstance(value, int) and 1 <= value <= MAX_STACK):
+            return value
+        raise ValueError(f"stack must be auto, off or a number of models from 1 to {MAX_STACK}")
 
     def for_architecture(self, name: str) -> "TrainingConfig":
         """This block with the architecture's overrides applied (and none left)."""
