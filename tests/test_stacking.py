@@ -14,7 +14,9 @@ from mibench.config.resolve import load_grid
 from mibench.engine.jobs import TrainJob, TrainStackJob
 from mibench.engine.plan import build_plan
 from mibench.engine.records import TrainRecord
-from mibench.engine.stacking import AUTO_MAX, architecture_refusal, run_refusal, stack_limit
+from mibench.engine import stacking
+from mibench.engine.stacking import AUTO_MAX, activation_elements, architecture_refusal, model_bytes, run_refusal, \
+    stack_limit
 from mibench.engine.store import Store
 from mibench.engine.training import run_train_job, run_train_stack
 from mibench.registry.loading import default_manager
@@ -165,7 +167,7 @@ def test_stack_limits(write_grid, registry):
     assert limit(None, "cpu") == 1  # auto: off on the CPU, where stacking is slower
     assert limit("off", "cuda") == 1
     assert limit(3, "cpu") == 3
-    assert limit(None, "cuda") == AUTO_MAX  # a 64-hidden MLP on 8x8 digits: far below the parameter budget
+    assert limit(None, "cuda") == AUTO_MAX  # a 64-hidden MLP on 8x8 digits: far below the memory budget
     with pytest.raises(ConfigError) as err:
         limit(0, "cpu")
     assert str(err.value).endswith(":11: training.stack: Value error, stack must be auto, off or a number of models "
@@ -215,3 +217,24 @@ def test_validate_says_how_training_stacks(write_grid, registry):
                                                                         "  stack: 3")), registry)
     assert describe_stacks(on_cpu, build_plan(on_cpu))[1:] == ["  digits / mlp(hidden=[64]) / ce: 3 models in 1 stack "
                                                                "of up to 3"]
+
+
+def test_auto_fits_a_stack_in_the_gpus_memory(write_grid, registry, monkeypatch):
+    text = """
+name: fast
+device: cuda
+protocol: pool
+pool: {models: 8}
+datasets: [{name: cifar10, params: {root: nowhere}}]
+architectures: [airbench]
+defenses: [ce]
+attacks: [loss]
+training: {preset: airbench}
+"""
+    (run,) = {j.training_run.architecture: j.training_run for j in build_plan(load_grid(write_grid(text), registry))
+              .jobs.values() if isinstance(j, TrainJob)}.values()
+    assert activation_elements(run.architecture, (3, 32, 32), 10) == 353_786  # every layer's output, per image
+    need = 4 * (4 * 1_972_792 + 2 * 353_786 * 1024)  # parameters x 4, activations x 2 at batch 1024, float32
+    assert model_bytes(run, (3, 32, 32), 10) == need
+    monkeypatch.setattr(stacking, "device_bytes", lambda device: 80 * 2**30)
+    assert stack_limit(run, torch.device("cuda")) == int(0.6 * 80 * 2**30) // need == 17

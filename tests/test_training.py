@@ -23,6 +23,10 @@ from tests.conftest import _digits_pool
         ({"name": "multistep", "milestones": [2, 3], "gamma": 0.1}, [0.1, 0.1, 0.01, 0.001]),
         ({"name": "piecewise", "lrs": {1: 0.01, 2: 0.1, 4: 0.001}}, [0.01, 0.1, 0.1, 0.001]),
         ({"name": "cosine"}, [0.1, 0.1 * (1 + np.cos(np.pi / 4)) / 2, 0.05, 0.1 * (1 + np.cos(3 * np.pi / 4)) / 2]),
+        # epoch middles at 1/8, 3/8, 5/8, 7/8 of training; up from 0.2 to the peak at 1/4, down to 0.1 at the end
+        ({"name": "triangle", "start": 0.2, "peak": 0.25, "end": 0.1},
+         [0.1 * (0.2 + 0.8 * 0.5), 0.1 * (1 - 0.9 * (1 / 8) / 0.75), 0.1 * (1 - 0.9 * (3 / 8) / 0.75),
+          0.1 * (1 - 0.9 * (5 / 8) / 0.75)]),
     ],
 )
 def test_learning_rate_schedules(schedule, expected):

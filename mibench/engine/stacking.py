@@ -44,8 +44,9 @@ from mibench.sdk.dataset import Pool
 from mibench.sdk.progress import progress_bar
 from mibench.sdk.trainer import Trainer, TrainingDiverged
 
-AUTO_PARAMETER_BUDGET = 64_000_000  # stack: auto fits this many parameters in one stack (64 models of 1M)
-AUTO_MAX = 64
+AUTO_MAX = 64  # stack: auto never stacks more models than this
+AUTO_MEMORY_SHARE = 0.6  # ... and fits a stack in this share of the device's memory
+ASSUMED_GPU_BYTES = 80 * 2**30  # a GPU's memory when none is here to ask (mibench validate on a laptop)
 
 
 def defense_refusal(defense: PluginConfig) -> str | None:
@@ -91,8 +92,48 @@ def run_refusal(run: Any) -> str | None:
     return architecture_refusal(run.architecture, tuple(shape.input_shape), shape.num_classes)
 
 
+@lru_cache(maxsize=64)
+def activation_elements(architecture: PluginConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """Floats one training image's forward pass produces (every leaf module's output; meta device, no memory)."""
+    with torch.device("meta"):
+        model = architecture.create().build(input_shape, num_classes)
+        x = torch.zeros((1, *input_shape))
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        total += sum(t.numel() for t in (output if isinstance(output, tuple) else (output,))
+                     if isinstance(t, torch.Tensor))
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    model.train()
+    model(x)
+    for hook in hooks:
+        hook.remove()
+    return total
+
+
+def model_bytes(run: Any, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """A rough bound on one stacked model's training memory: weights, gradients and optimiser state (4 copies of
+    the parameters), and each image's activations twice over (kept for backward, and their gradients)."""
+    _, params = forward_flops(run.architecture, input_shape, num_classes)
+    activations = activation_elements(run.architecture, input_shape, num_classes)
+    return 4 * (4 * params + 2 * activations * run.training.batch_size)
+
+
+def device_bytes(device: torch.device) -> int:
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(device).total_memory
+    return ASSUMED_GPU_BYTES
+
+
 def stack_limit(run: Any, device: torch.device) -> int:
-    """How many models like ``run``'s one stack may hold on ``device`` (1: no stacking)."""
+    """How many models like ``run``'s one stack may hold on ``device`` (1: no stacking).
+
+    ``auto``: none on the CPU (stacking is slower there); on CUDA as many as fit
+    :data:`AUTO_MEMORY_SHARE` of the device's memory by :func:`model_bytes`, at most
+    :data:`AUTO_MAX`.
+    """
     setting = run.training.stack
     if setting == "off":
         return 1
@@ -103,8 +144,8 @@ def stack_limit(run: Any, device: torch.device) -> int:
     shape = data_shape(run.dataset)
     if shape is None:
         return 1
-    _, params = forward_flops(run.architecture, tuple(shape.input_shape), shape.num_classes)
-    return max(1, min(AUTO_MAX, AUTO_PARAMETER_BUDGET // max(params, 1)))
+    need = model_bytes(run, tuple(shape.input_shape), shape.num_classes)
+    return max(1, min(AUTO_MAX, int(AUTO_MEMORY_SHARE * device_bytes(device)) // need))
 
 
 def stack_key(run: Any) -> str:

@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mibench_plugins.architectures.vgg",
     "mibench_plugins.architectures.densenet",
     "mibench_plugins.architectures.googlenet",
+    "mibench_plugins.architectures.airbench",
     "mibench_plugins.defenses.ce",
     "mibench_plugins.defenses.simple",
     "mibench_plugins.defenses.early_stopping",

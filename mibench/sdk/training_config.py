@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mibench.sdk.params import tuning
+from mibench.sdk.params import NEUTRAL, tuning
 
 # Bounds on what training can use: every number of a grid is finite and within these,
 # so a typo (lr 1e300, epochs 1e12) is one clean line at validation, not a silent run.
@@ -40,14 +40,20 @@ class ScheduleConfig(StrictModel):
     - ``piecewise``: ``lrs`` maps the first epoch of each stage to its lr
       (the CRL code: {1: 0.01, 2: 0.1, 51: 0.01, 81: 0.001}).
     - ``cosine``: cosine decay from ``optimizer.lr`` to 0 over the epochs.
+    - ``triangle``: linear from ``start`` x lr up to lr at the fraction ``peak`` of
+      training, then linear down to ``end`` x lr at its end (airbench's shape, 0.2, 0.23
+      and 0.07; airbench steps it per batch, mibench per epoch, at each epoch's middle).
     """
 
-    name: Literal["constant", "multistep", "piecewise", "cosine"] = "constant"
+    name: Literal["constant", "multistep", "piecewise", "cosine", "triangle"] = "constant"
     milestones: list[Annotated[int, Field(ge=1, le=MAX_EPOCHS)]] = Field(
         default_factory=list, max_length=1000, description="multistep: epochs where lr drops.")
     gamma: float = Field(0.1, gt=0, le=MAX_LR, allow_inf_nan=False, description="multistep: factor applied at each milestone.")
     lrs: dict[Annotated[int, Field(ge=1, le=MAX_EPOCHS)], FiniteLR] = Field(
         default_factory=dict, max_length=1000, description="piecewise: first epoch -> lr.")
+    start: float = Field(0.2, ge=0, le=1, description="triangle: the first lr, as a fraction of optimizer.lr.")
+    peak: float = Field(0.23, gt=0, lt=1, description="triangle: where the lr peaks, as a fraction of training.")
+    end: float = Field(0.07, ge=0, le=1, description="triangle: the last lr, as a fraction of optimizer.lr.")
 
     @model_validator(mode="after")
     def _check(self) -> "ScheduleConfig":
@@ -73,6 +79,11 @@ class ScheduleConfig(StrictModel):
         if self.name == "piecewise":
             start = max(e for e in self.lrs if e <= epoch)
             return self.lrs[start]
+        if self.name == "triangle":
+            t = (epoch - 0.5) / epochs
+            if t <= self.peak:
+                return base_lr * (self.start + (1.0 - self.start) * t / self.peak)
+            return base_lr * (1.0 + (self.end - 1.0) * (t - self.peak) / (1.0 - self.peak))
         return base_lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
 
 
@@ -85,7 +96,24 @@ class TrainingOverride(StrictModel):
     schedule: ScheduleConfig | None = None
 
 
+# training: {preset: NAME} fills every key the block leaves unset (a nested block key by key).
+TRAINING_PRESETS: dict[str, dict] = {
+    # airbench94's published settings (Jordan 2024) for a batch-mean loss: batch 1024, Nesterov SGD with
+    # momentum 0.85, its lr 11.5 and decoupled weight decay 0.0153 "per 1024 examples" of a summed loss, i.e.
+    # torch's lr 11.5 / (1 + 1 / 0.15) = 1.5 and weight_decay 0.0153 / 11.5 = 0.00133 for the mean; its
+    # triangular schedule; 10 epochs (its 9.9 rounded up, as its clean variant does).
+    "airbench": {"epochs": 10, "batch_size": 1024,
+                 "optimizer": {"name": "sgd", "lr": 1.5, "momentum": 0.85, "nesterov": True,
+                               "weight_decay": 0.00133},
+                 "schedule": {"name": "triangle", "start": 0.2, "peak": 0.23, "end": 0.07}},
+}
+
+
 class TrainingConfig(StrictModel):
+    preset: Literal["airbench"] | None = Field(
+        None, json_schema_extra=NEUTRAL,  # out of model keys: the values it sets are in them
+        description="Fill every training key not given from a preset: airbench (the airbench network's batch "
+        "size, optimiser and triangular schedule, 10 epochs).")
     epochs: int = Field(30, ge=1, le=MAX_EPOCHS, description="Training epochs of every model (at most 100,000).")
     batch_size: int = Field(128, ge=1, le=MAX_BATCH, description="Training batch size (at most 2^20).")
     eval_batch_size: int = tuning(1024, "Batch size for predictions (speed and memory only).", ge=1)
@@ -97,11 +125,22 @@ class TrainingConfig(StrictModel):
     channels_last: bool = tuning(True, "On CUDA, train conv nets in channels_last memory format (speed only).")
     stack: Literal["auto", "off"] | int = tuning(
         "auto", "Train up to K models of one architecture and training config at once (torch.func vmap; the same "
-        "seeds, data order and optimiser state as one at a time). auto: on CUDA, as many as fit a 64M-parameter "
-        "budget (at most 64), on the CPU off (stacking is slower there); off or 1: one at a time.")
+        "seeds, data order and optimiser state as one at a time). auto: on CUDA, as many as fit 60% of the GPU's "
+        "memory (at most 64), on the CPU off (stacking is slower there); off or 1: one at a time.")
     overrides: dict[str, TrainingOverride] = Field(
         default_factory=dict, description="Architecture name -> settings that replace these."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data):
+        if not isinstance(data, dict) or data.get("preset") not in TRAINING_PRESETS:
+            return data
+        merged = {**TRAINING_PRESETS[data["preset"]], **data}
+        for key, value in TRAINING_PRESETS[data["preset"]].items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                merged[key] = {**value, **data[key]}
+        return merged
 
     @field_validator("stack", mode="before")
     @classmethod
