@@ -28,7 +28,7 @@ from mibench.engine.layout import RunLayout
 from mibench.engine.models import TRAINING_PATH
 from mibench.engine.plan import Plan, build_plan
 from mibench.execution.dispatch import SerialExecutor
-from mibench.execution.executor import Executor, JobResult
+from mibench.execution.executor import STORE, Executor, JobResult
 from mibench.execution.factory import ExecutionPlan, make_executor, resolve_execution
 from mibench.registry.code import code_path_digest
 from mibench.registry.table import Registry
@@ -77,6 +77,7 @@ class Runner:
             self.execution_plan = ExecutionPlan("serial", 1, torch.get_num_threads(), (str(self.device),), 1)
         self.executor = executor or SerialExecutor(on_start=self._on_start, log=log)
         self._summary = RunSummary(self.output_dir, [])
+        self._reused: dict[str, int] = {}  # job kind -> models or results an earlier run left in the store
 
     # ------------------------------------------------------------------ provenance
 
@@ -139,6 +140,11 @@ class Runner:
                     fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {result.label}\n{result.traceback}\n")
             except OSError as exc:  # the failure itself is in the row and on screen; only its traceback is lost
                 self.write_failed(self.layout.errors_log, exc, "the failure is in results.csv")
+        if result.worker == STORE:  # done by an earlier run: counted, and said once at the end (run())
+            if result.ok:
+                self._reused[result.kind] = self._reused.get(result.kind, 0) + (
+                    len(result.value.model_keys) if result.kind == "train" else 1)
+            return
         where = f" on {result.worker}" if result.worker and not result.worker.endswith(":serial") else ""
         if result.kind == "train" and result.ok and result.value.trained:
             self._summary.trained.append(result.key.split(":", 1)[1])
@@ -183,6 +189,9 @@ class Runner:
                         rows_of[i] = builder.cell_rows(plan.cells[i])
                         builder.forget()
                         self._write_tables([rows_of[k] for k in sorted(rows_of)])
+        if self._reused.get("train") or self._reused.get("attack"):
+            self.log(f"reused from {self.store.root}: {self._reused.get('train', 0)} trained models and "
+                     f"{self._reused.get('attack', 0)} attack results (cached, not recomputed)")
         return self._summary
 
     def _write_tables(self, cells: list[CellRows]) -> None:

@@ -42,7 +42,9 @@ def test_validate_refuses_an_unknown_key_before_importing_torch(tmp_path):
     path.write_text(GOOD + "epochz: 3\n")
     plain = mibench_cli("-m", "mibench", "validate", str(path), cwd=tmp_path)
     assert plain.returncode == 2
-    assert plain.stderr == f"error: {path}:7: epochz: unknown key\n"
+    assert plain.stderr == (f"error: {path}:7: epochz: unknown key; valid keys: name, output, seeds, split_seed, "
+                            "device, datasets, architectures, defenses, attacks, training, shadow, protocol, pool, "
+                            "execution\n")
     assert plain.stdout == ""
     timed = mibench_cli("-X", "importtime", "-m", "mibench", "validate", str(path), cwd=tmp_path)
     assert timed.returncode == 2

@@ -22,7 +22,13 @@ attacks: [loss]
 BAD_GRIDS = {
     "unknown top-level key": (
         GOOD + "epochz: 3\n",
-        [(6, "epochz: unknown key")],
+        [(6, "epochz: unknown key; valid keys: name, output, seeds, split_seed, device, datasets, architectures, "
+             "defenses, attacks, training, shadow, protocol, pool, execution")],
+    ),
+    "misspelled keys, each named with its nearest valid key": (
+        GOOD + "trainig: {epochs: 2}\npool: {model: 3}\n",
+        [(6, "trainig: unknown key; did you mean 'training'? valid keys: name, "),
+         (7, "pool.model: unknown key; did you mean 'models'? valid keys: models, dataset_fraction, canaries")],
     ),
     "unknown plugin name": (
         GOOD.replace("defenses: [ce]", "defenses: [ce, nodefense]"),

@@ -70,12 +70,12 @@ def test_rows_of_another_version_stay_apart(finished_run, tmp_path):
 def test_markdown_and_latex_have_the_paper_table_shape(finished_run):
     md = CliRunner().invoke(main, ["leaderboard", str(finished_run), "--format", "md", "--metric", "tpr@0.1%"])
     lines = md.output.strip().splitlines()
-    assert lines[0] == ("| dataset | model | defense | seeds | test acc | loss tpr@0.1% | entropy tpr@0.1% | "
+    assert lines[0] == ("| dataset | model | defense | protocol | seeds | test acc | loss tpr@0.1% | entropy tpr@0.1% | "
                         "m-entropy tpr@0.1% | strongest auc | pareto |")
-    assert lines[1].count("---") == 10 and lines[2].startswith("| digits | mlp(hidden=[64]) | ce | 2 | ")
+    assert lines[1].count("---") == 11 and lines[2].startswith("| digits | mlp(hidden=[64]) | ce | paper | 2 | ")
     assert " ± " in lines[2]
     latex = CliRunner().invoke(main, ["leaderboard", str(finished_run), "--format", "latex"]).output
-    assert latex.startswith("\\begin{tabular}{lllrrrrrrr}") and "$\\pm$" in latex and latex.rstrip().endswith(
+    assert latex.startswith("\\begin{tabular}{llllrrrrrrr}") and "$\\pm$" in latex and latex.rstrip().endswith(
         "\\end{tabular}")
     board = pd.read_csv(finished_run / "leaderboard.csv")
     mean = board.loc[0, "auc_loss_mean"]
@@ -108,6 +108,48 @@ def test_strongest_attack_accuracy_cost_and_pareto_front():
     assert board["acc_cost"].round(6).to_dict() == {"ce": 0.0, "a": 0.05, "b": 0.10, "c": 0.02}
     # b is beaten by a on both (more accurate, less leaky); ce, a and c each win somewhere
     assert board["pareto"].to_dict() == {"ce": True, "a": True, "b": False, "c": True}
+
+
+def test_merged_protocols_are_compared_within_their_own_protocol():
+    rows = []
+    for protocol, defense, acc, auc in (("paper", "ce", 0.90, 0.70), ("paper", "a", 0.85, 0.58),
+                                        ("pool", "ce", 0.95, 0.55), ("pool", "a", 0.93, 0.52)):
+        rows.append({"dataset": "d", "architecture": "m", "defense": defense, "shadow_training": "adaptive",
+                     "protocol": protocol, "seed": 0, "attack": "loss", "status": "ok", "train_acc": 1.0,
+                     "test_acc": acc, "auc": auc, "tpr_at_1pct_fpr": 0.0, "tpr_at_0_1pct_fpr": 0.0,
+                     "balanced_acc": 0.5})
+    board = leaderboard(pd.DataFrame(rows)).set_index(["protocol", "defense"])
+    # across protocols the pool's ce row would beat paper's ce and a; within each protocol both are on the front
+    assert board["pareto"].to_dict() == {("paper", "ce"): True, ("paper", "a"): True, ("pool", "ce"): True,
+                                         ("pool", "a"): True}
+    assert board["acc_cost"].round(6).to_dict() == {("paper", "ce"): 0.0, ("paper", "a"): 0.05,
+                                                   ("pool", "ce"): 0.0, ("pool", "a"): 0.02}
+    from mibench.report.tables import table_one
+
+    table = table_one(board.reset_index())
+    assert list(table.columns[:5]) == ["dataset", "model", "defense", "protocol", "seeds"]
+    assert table["protocol"].tolist() == ["paper", "paper", "pool", "pool"]
+
+
+def test_a_tpr_that_is_not_resolvable_is_never_ranked():
+    rows = []
+    for defense, acc, figures in (("ce", 0.90, {"loss": (0.30, False), "lira": (0.10, True)}),
+                                  ("a", 0.85, {"loss": (0.20, False), "lira": (0.05, False)})):
+        for attack, (tpr, resolvable) in figures.items():
+            rows.append({"dataset": "d", "architecture": "m", "defense": defense, "shadow_training": "adaptive",
+                         "seed": 0, "attack": attack, "status": "ok", "train_acc": 1.0, "test_acc": acc,
+                         "auc": 0.6, "tpr_at_1pct_fpr": 0.0, "tpr_at_0_1pct_fpr": tpr, "balanced_acc": 0.5,
+                         "tpr_at_0_1pct_fpr_resolvable": resolvable})
+    board = leaderboard(pd.DataFrame(rows)).set_index("defense")
+    assert board.loc["ce", "strongest_tpr01pct"] == 0.10 and board.loc["ce", "strongest_tpr01pct_attack"] == "lira"
+    assert pd.isna(board.loc["a", "strongest_tpr01pct"]) and board.loc["a", "strongest_tpr01pct_unresolved"] == 0.20
+    assert board.loc["a", "strongest_tpr01pct_note"] == ("not resolvable: fewer than 5 false positives fit 0.1% FPR "
+                                                         "at this size")
+    assert pd.isna(board.loc["ce", "strongest_tpr01pct_note"])
+    from mibench.report.figures import privacy_utility
+
+    configs = board.reset_index().assign(defense_name=["ce", "a"], swept="")
+    assert "not resolvable (&lt; 5 false positives at 0.1% FPR)" in privacy_utility(configs, "d / m")
 
 
 def test_a_run_from_before_the_pool_protocol_keeps_its_rows(finished_run, tmp_path):

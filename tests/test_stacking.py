@@ -187,7 +187,9 @@ def test_a_run_with_stack_trains_stacks_and_falls_back_where_it_must(write_grid,
     assert set(results["defense"]) == {"ce", "dmp"} and results["error"].isna().all()
     # a rerun finds every model stored: nothing is trained again
     again = run_grid(write_grid, registry, tmp_path / "run", text)
-    assert not any(line.startswith("train ") for line in again.lines)
+    assert not any(line.startswith(("train ", "attack ", "       ")) for line in again.lines)  # no job's lines
+    assert again.lines[-1] == (f"reused from {tmp_path / 'run' / 'store'}: 8 trained models and 2 attack results "
+                               "(cached, not recomputed)")
 
 
 def test_a_stack_is_one_job_to_the_executor(write_grid, registry, tmp_path):

@@ -122,7 +122,7 @@ def check_schema(path: str, device: str | None = None) -> None:
     try:
         Grid.model_validate(data)
     except ValidationError as exc:
-        problems = pydantic_problems(exc, (), lines)
+        problems = pydantic_problems(exc, (), lines, Grid)
         raise ConfigError(str(path), sorted(problems, key=lambda p: p.line or 0)) from None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
@@ -72,11 +74,47 @@ class Lines(Protocol):
     def line(self, path: Path_) -> int | None: ...
 
 
-def pydantic_problems(exc: ValidationError, prefix: Path_, lines: Lines) -> list[Problem]:
-    """Every error of a pydantic validation, located in the file."""
+def _block_model(model: Any, loc: tuple) -> Any:
+    """The pydantic model of the block at ``loc`` inside ``model`` (None where it is not one: a list, a dict,
+    a plugin's free-form params); list indexes and dict keys on the way are stepped over."""
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        model = _model_in(field.annotation)
+    return model
+
+
+def _model_in(annotation: Any) -> Any:
+    """The first pydantic model class within ``annotation`` (``X``, ``X | None``, ``list[X]``), or None."""
+    if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def unknown_key(model: Any, loc: tuple) -> str:
+    """'unknown key' with the nearest valid key and every valid key of its block, where ``model`` knows them."""
+    block = _block_model(model, loc[:-1]) if model is not None else None
+    keys = list(getattr(block, "model_fields", {}))
+    if not keys:
+        return "unknown key"
+    near = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    return f"unknown key; {hint}valid keys: {', '.join(keys)}"
+
+
+def pydantic_problems(exc: ValidationError, prefix: Path_, lines: Lines, model: Any = None) -> list[Problem]:
+    """Every error of a pydantic validation of ``model`` (a pydantic class, for the valid keys), located in the file."""
     out = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         path = (*prefix, *loc)
-        out.append(Problem(path, describe(err), lines.line(path)))
+        message = unknown_key(model, loc) if err["type"] == "extra_forbidden" else describe(err)
+        out.append(Problem(path, message, lines.line(path)))
     return out

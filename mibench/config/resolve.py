@@ -130,7 +130,7 @@ def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source:
     try:
         grid = Grid.model_validate(data)
     except ValidationError as exc:
-        problems.extend(pydantic_problems(exc, (), lines))
+        problems.extend(pydantic_problems(exc, (), lines, Grid))
 
     resolved = {section: _resolve_section(data.get(section), section, registry, problems) for section in SECTIONS}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from importlib import metadata
 from typing import Iterable
 
@@ -80,6 +81,18 @@ class PluginManager:
         except ValueError as exc:  # pluggy: already registered under this name or object
             raise PluginError(f"{description}: {exc}") from None
         self._sources[registered or label] = description
+        self._warn_if_empty(plugin, description)
+
+    def _warn_if_empty(self, plugin: object, description: str) -> None:
+        """Warn when ``plugin`` implements no mibench hook: it would register nothing, and silently."""
+        if self._pm.get_hookcallers(plugin):
+            return
+        unmarked = [name for name in HOOKS.values() if callable(getattr(plugin, name, None))]
+        if unmarked:
+            why = f"{', '.join(unmarked)} lack{'s' * (len(unmarked) == 1)} @hookimpl (from mibench.sdk import hookimpl)"
+        else:
+            why = f"it has none of mibench's hooks ({', '.join(HOOKS.values())})"
+        warnings.warn(f"{description} registers nothing: {why}", UserWarning, stacklevel=3)
 
     def load_builtins(self, modules: Iterable[str] = BUILTIN_PLUGINS) -> None:
         for module_name in modules:

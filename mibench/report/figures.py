@@ -15,6 +15,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from mibench.engine.uncertainty import MIN_FALSE_POSITIVES
+
 _salt = itertools.count()
 CANARY_FLOOR = 1e-4  # where the log-scale canary panel draws a TPR of 0
 
@@ -88,6 +90,16 @@ def privacy_utility(configs: pd.DataFrame, title: str) -> str:
                 order_dp = np.argsort(y[dp])
                 ax.plot(x[dp][order_dp], y[dp][order_dp], "--", color="tab:purple", linewidth=1.2, zorder=2,
                         label="DP-SGD baseline")
+        unranked = f"{column}_unresolved"
+        if unranked in configs:  # figures that are not resolvable: drawn grey, on no front, never ranked
+            grey = configs[unranked].to_numpy(dtype=float)
+            shown = np.isnan(x) & np.isfinite(grey) & np.isfinite(y)
+            if shown.any():
+                ax.scatter(grey[shown], y[shown], color="0.7", s=22, zorder=3,
+                           label=f"not resolvable (< {MIN_FALSE_POSITIVES} false positives at 0.1% FPR)")
+                for xi, yi, name in zip(grey[shown], y[shown], configs["defense"][shown]):
+                    ax.annotate(str(name), (xi, yi), xytext=(3, 3), textcoords="offset points", fontsize=7,
+                                color="0.55")
         ax.scatter(x[~on_front], y[~on_front], color="tab:blue", s=22, zorder=3, label="config")
         ax.scatter(x[on_front], y[on_front], color="tab:green", marker="D", s=26, zorder=3, label="on the front")
         for xi, yi, name in zip(x, y, configs["defense"]):

@@ -62,7 +62,8 @@ def _table(frame: pd.DataFrame, row_classes: list[str] | None = None, raw: set[s
         cells = []
         for column, value in row.items():
             text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
-            num = ' class="num"' if column not in ("dataset", "model", "defense", "note", "error", "source") else ""
+            num = ' class="num"' if column not in ("dataset", "model", "defense", "protocol", "note", "error",
+                                                   "source") else ""
             cells.append(f"<td{num}>{text if column in raw else _e(text)}</td>")
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
     return (f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
@@ -222,12 +223,15 @@ def _privacy_section(board: pd.DataFrame, merged: pd.DataFrame) -> tuple[str, in
         return "", 0
     configs = _configs(board, merged)
     figures = []
-    for (dataset, architecture), rows in configs.groupby(["dataset", "architecture"], sort=False):
+    configs = configs.assign(protocol=configs["protocol"] if "protocol" in configs else "paper")
+    for (dataset, architecture, protocol), rows in configs.groupby(["dataset", "architecture", "protocol"],
+                                                                   sort=False):
         rows = rows[rows["test_acc_mean"].notna()]
         if rows.empty:
             continue
-        svg = privacy_utility(rows, f"{dataset} / {architecture}")
-        figures.append(f'<figure class="privacy-utility">{svg}<figcaption>{_e(dataset)} / {_e(architecture)}: '
+        where = f"{dataset} / {architecture} / protocol {protocol}"
+        svg = privacy_utility(rows, where)
+        figures.append(f'<figure class="privacy-utility">{svg}<figcaption>{_e(where)}: '
                        "test accuracy against the strongest attack (sweeps joined in sweep order; "
                        "green: Pareto front)</figcaption></figure>")
     return "<h2>Privacy and utility</h2>" + "".join(figures), len(figures)

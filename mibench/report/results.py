@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticUndefined
 
 from mibench.engine.store import atomic_write
+from mibench.engine.uncertainty import MIN_FALSE_POSITIVES
 
 
 class ResultRow(BaseModel):
@@ -158,7 +159,7 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     board = board.reset_index().drop(columns="rows")
     if "seeds" in board:
         board["seeds"] = board["seeds"].fillna(0).astype(int)
-    board = _privacy_columns(board, attacks if not ok.empty else [])
+    board = _privacy_columns(board, attacks if not ok.empty else [], resolvable=_resolvable(ok))
     board = _population_columns(board, every)
     board = _epsilon_columns(board, every)
     if "conflict" in results:
@@ -246,8 +247,7 @@ def _dp_baseline_columns(board: pd.DataFrame) -> pd.DataFrame:
         if dp.loc[i]:
             names.append(None), accs.append(math.nan), tprs.append(math.nan), verdicts.append(None)
             continue
-        peers = board[dp & (board["dataset"] == row["dataset"]) & (board["architecture"] == row["architecture"])
-                      & (board["test_acc_mean"] >= row["test_acc_mean"])]
+        peers = board[dp & peers_of(board, row) & (board["test_acc_mean"] >= row["test_acc_mean"])]
         if peers.empty or pd.isna(row["test_acc_mean"]):
             names.append(NO_DP_BASELINE), accs.append(math.nan), tprs.append(math.nan), verdicts.append(None)
             continue
@@ -274,15 +274,28 @@ def _verdict(row: pd.Series, base: pd.Series) -> str | None:
     return "within noise"
 
 
+COMPARABLE = ["dataset", "architecture", "protocol"]  # rows a Pareto front, a baseline or a cost compares
+
+
+def peers_of(board: pd.DataFrame, row: pd.Series) -> pd.Series:
+    """Mask of the rows of ``board`` comparable with ``row``: one dataset, architecture and protocol (merged
+    leaderboards hold several protocols, whose figures measure different things)."""
+    mask = pd.Series(True, index=board.index)
+    for column in COMPARABLE:
+        if column in board:
+            mask &= board[column] == row[column]
+    return mask
+
+
 def pareto_front(board: pd.DataFrame, leak: str) -> list[bool]:
-    """Per row: no config of the same dataset and architecture has test accuracy at least as high and ``leak``
-    at least as low, one of them strictly (rows without a ``leak`` value are on no front)."""
+    """Per row: no comparable config (:func:`peers_of`) has test accuracy at least as high and ``leak`` at least
+    as low, one of them strictly (rows without a ``leak`` value are on no front)."""
     marks = []
     for _, row in board.iterrows():
         if pd.isna(row[leak]) or pd.isna(row["test_acc_mean"]):
             marks.append(False)
             continue
-        peers = board[(board["dataset"] == row["dataset"]) & (board["architecture"] == row["architecture"])]
+        peers = board[peers_of(board, row)]
         dominated = ((peers["test_acc_mean"] >= row["test_acc_mean"]) & (peers[leak] <= row[leak])
                      & ((peers["test_acc_mean"] > row["test_acc_mean"]) | (peers[leak] < row[leak])))
         marks.append(bool(not dominated.any()))
@@ -295,15 +308,29 @@ def _argmax_attack(values: pd.DataFrame, prefix: str) -> pd.Series:
     return best.where(values.notna().any(axis=1), None)
 
 
-def _privacy_columns(board: pd.DataFrame, attacks: list[str], baseline: str = BASELINE) -> pd.DataFrame:
+NOT_RESOLVABLE = f"not resolvable: fewer than {MIN_FALSE_POSITIVES} false positives fit 0.1% FPR at this size"
+
+
+def _resolvable(ok: pd.DataFrame) -> pd.DataFrame | None:
+    """Per config (GROUP) and attack: whether its TPR at 0.1% FPR is resolvable in every seed."""
+    if ok.empty or "tpr_at_0_1pct_fpr_resolvable" not in ok:
+        return None
+    flags = ok.assign(resolvable=ok["tpr_at_0_1pct_fpr_resolvable"].astype(str).eq("True"))
+    return flags.pivot_table(index=GROUP, columns="attack", values="resolvable", aggfunc="min", sort=False)
+
+
+def _privacy_columns(board: pd.DataFrame, attacks: list[str], baseline: str = BASELINE,
+                     resolvable: pd.DataFrame | None = None) -> pd.DataFrame:
     """Privacy in one column, its accuracy cost, and the Pareto front.
 
     - ``strongest_auc`` / ``strongest_auc_attack``: the highest mean AUC over the attacks run;
-      ``strongest_tpr01pct`` / ``..._attack``: the highest mean TPR at 0.1% FPR.
-    - ``acc_cost``: test accuracy of the ``ce`` row of the same dataset and architecture
-      (plain training) minus this row's.
-    - ``pareto``: no other config of the same dataset and architecture has a test accuracy at
-      least as high and a strongest-attack AUC at least as low, one of them strictly.
+      ``strongest_tpr01pct`` / ``..._attack``: the highest mean TPR at 0.1% FPR among the attacks
+      whose figure is resolvable (``strongest_tpr01pct_unresolved``: the highest of all, with
+      ``strongest_tpr01pct_note`` saying why it is not ranked, where none is).
+    - ``acc_cost``: test accuracy of the ``ce`` row of the same dataset, architecture and
+      protocol (plain training) minus this row's.
+    - ``pareto``: no other config of the same dataset, architecture and protocol has a test
+      accuracy at least as high and a strongest-attack AUC at least as low, one of them strictly.
     """
     if not attacks or "test_acc_mean" not in board:
         return board
@@ -311,9 +338,18 @@ def _privacy_columns(board: pd.DataFrame, attacks: list[str], baseline: str = BA
     tpr = board[[f"tpr01pct_{a}_mean" for a in attacks]]
     board["strongest_auc"] = auc.max(axis=1)
     board["strongest_auc_attack"] = _argmax_attack(auc, "auc_")
-    board["strongest_tpr01pct"] = tpr.max(axis=1)
-    board["strongest_tpr01pct_attack"] = _argmax_attack(tpr, "tpr01pct_")
-    key = ["dataset", "architecture"]
+    ranked = tpr
+    if resolvable is not None:  # a figure that is not resolvable is never ranked
+        flags = resolvable.reindex(pd.MultiIndex.from_frame(board[GROUP]))
+        mask = pd.DataFrame({f"tpr01pct_{a}_mean": flags[a].to_numpy() if a in flags else False for a in attacks},
+                            index=board.index).fillna(False).astype(bool)
+        ranked = tpr.where(mask)
+    board["strongest_tpr01pct"] = ranked.max(axis=1)
+    board["strongest_tpr01pct_attack"] = _argmax_attack(ranked, "tpr01pct_")
+    board["strongest_tpr01pct_unresolved"] = tpr.max(axis=1)
+    board["strongest_tpr01pct_note"] = [NOT_RESOLVABLE if pd.isna(r) and pd.notna(u) else None
+                                        for r, u in zip(board["strongest_tpr01pct"], board["strongest_tpr01pct_unresolved"])]
+    key = [c for c in COMPARABLE if c in board]
     plain = board[board["defense"] == baseline].groupby(key)["test_acc_mean"].first()
     reference = pd.MultiIndex.from_frame(board[key]).map(lambda k: plain.get(k, float("nan")))
     board["acc_cost"] = reference.to_numpy(dtype=float) - board["test_acc_mean"].to_numpy(dtype=float)

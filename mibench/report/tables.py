@@ -47,7 +47,7 @@ def table_one(board: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     rows = []
     for _, r in board.iterrows():
         row = {"dataset": r["dataset"], "model": r["architecture"], "defense": r["defense"],
-               "seeds": int(r.get("seeds", 0) or 0), "test acc": _value(r.get("test_acc_mean"), r.get("test_acc_std"))}
+               "protocol": r.get("protocol", "paper"), "seeds": int(r.get("seeds", 0) or 0), "test acc": _value(r.get("test_acc_mean"), r.get("test_acc_std"))}
         for attack in attacks:
             value = _value(r.get(f"{prefix}_{attack}_mean"), r.get(f"{prefix}_{attack}_std"))
             low, high = r.get(f"auc_{attack}_low"), r.get(f"auc_{attack}_high")
@@ -102,7 +102,7 @@ def _latex_escape(text: str) -> str:
 
 
 def to_latex(table: pd.DataFrame) -> str:
-    cols = "lll" + "r" * (len(table.columns) - 3)
+    cols = "llll" + "r" * (len(table.columns) - 4)
     lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
              " & ".join(_latex_escape(str(c)) for c in table.columns) + r" \\", r"\midrule"]
     for row in table.fillna("").values:
@@ -113,7 +113,7 @@ def to_latex(table: pd.DataFrame) -> str:
 
 def to_terminal(table: pd.DataFrame, width: int = WIDTH) -> str:
     """A plain table that fits ``width`` columns: long labels are shortened, attacks wrap into blocks."""
-    fixed = ["dataset", "model", "defense", "test acc"]
+    fixed = ["dataset", "model", "defense", "protocol", "test acc"]
     attack_cols = [c for c in table.columns if c not in fixed + ["seeds", "note"]]
     short = table.copy()
     for col, limit in (("dataset", 20), ("model", 18), ("defense", 26)):

@@ -95,6 +95,7 @@ _SOURCES: dict[str, str] = {
     "stratified_subsample": "sampling",
     "seeded_rng": "sampling",
     "progress_bar": "progress",
+    "PluginOutputError": "checks",
     # the 0.2 names of reference models, kept (with a DeprecationWarning) until 0.4
     "ShadowView": "attack",
     "ShadowNeeds": "attack",
