@@ -12,6 +12,7 @@ import mibench
 from mibench.cli.common import interrupted, sigterm_stops
 from mibench.cli.exposed_cmd import exposed_command
 from mibench.cli.leaderboard_cmd import leaderboard_command
+from mibench.cli.new_plugin_cmd import new_plugin_command
 from mibench.cli.plugins_cmd import plugins_command
 from mibench.cli.report_cmd import report_command
 from mibench.cli.roc_cmd import roc_command
@@ -43,3 +44,4 @@ main.add_command(roc_command)
 main.add_command(leaderboard_command)
 main.add_command(report_command)
 main.add_command(exposed_command)
+main.add_command(new_plugin_command)

@@ -94,6 +94,10 @@ class PluginManager:
             why = f"it has none of mibench's hooks ({', '.join(HOOKS.values())})"
         warnings.warn(f"{description} registers nothing: {why}", UserWarning, stacklevel=3)
 
+    def has(self, plugin: object) -> bool:
+        """Whether ``plugin`` (a module or object) is registered already (an installed entry point, say)."""
+        return self._pm.is_registered(plugin)
+
     def load_builtins(self, modules: Iterable[str] = BUILTIN_PLUGINS) -> None:
         for module_name in modules:
             try:
