@@ -171,11 +171,10 @@ def test_cuda_without_a_gpu_warns_in_validate_and_stops_run(write_grid, cli_regi
     assert not (tmp_path / "out").exists()
 
 
-def test_the_readme_grid_example_is_valid(tmp_path, registry):
+def test_the_documented_grid_example_is_valid(tmp_path, registry):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("## The grid file"):]
+    section = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "grid.md").read_text()
     example = section[section.index("```yaml\n") + 8 : section.index("```", section.index("```yaml\n") + 8)]
     path = tmp_path / "readme.yaml"
     path.write_text(example)

@@ -86,6 +86,9 @@ def test_the_terminal_table_fits_100_columns(finished_run):
     result = CliRunner().invoke(main, ["leaderboard", str(finished_run)])
     assert result.exit_code == 0
     assert max(len(line) for line in result.output.splitlines()) <= 100
+    lines = result.output.splitlines()
+    assert sum(line.startswith("───") for line in lines) == 1  # one table, not blocks stacked
+    assert "…" not in result.output and lines[0] == "dataset digits, model mlp(hidden=[64]), protocol paper, seeds 2"
 
 
 def test_a_directory_without_results_is_one_line(tmp_path):

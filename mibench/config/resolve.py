@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from mibench.config.errors import ConfigError, Path_, Problem, describe, pydantic_problems
 from mibench.config.grid import MAX_CELLS, Grid, PluginEntry, _name_to_entry
 from mibench.config.yamlfile import LineMap, load_yaml
-from mibench.config.plugin_config import PluginConfig
+from mibench.config.plugin_config import PluginConfig, name_differences
 from mibench.config.seeds import shadow_seed
 from mibench.config.shapes import data_shape, forward_flops
 from mibench.registry.table import PluginInfo, Registry, UnknownPlugin
@@ -114,7 +114,7 @@ def _resolve_section(
                 continue
             seen[key] = i
             configs.append(config)
-    return configs
+    return name_differences(configs)
 
 
 def resolve(data: Any, registry: Registry, lines: LineMap | None = None, source: str = "<grid>") -> ResolvedGrid:

@@ -81,7 +81,6 @@ class PluginManager:
         except ValueError as exc:  # pluggy: already registered under this name or object
             raise PluginError(f"{description}: {exc}") from None
         self._sources[registered or label] = description
-        self._warn_if_empty(plugin, description)
 
     def _warn_if_empty(self, plugin: object, description: str) -> None:
         """Warn when ``plugin`` implements no mibench hook: it would register nothing, and silently."""
@@ -92,7 +91,7 @@ class PluginManager:
             why = f"{', '.join(unmarked)} lack{'s' * (len(unmarked) == 1)} @hookimpl (from mibench.sdk import hookimpl)"
         else:
             why = f"it has none of mibench's hooks ({', '.join(HOOKS.values())})"
-        warnings.warn(f"{description} registers nothing: {why}", UserWarning, stacklevel=3)
+        warnings.warn(f"{description} registers nothing: {why}", UserWarning, stacklevel=4)
 
     def has(self, plugin: object) -> bool:
         """Whether ``plugin`` (a module or object) is registered already (an installed entry point, say)."""
@@ -138,6 +137,10 @@ class PluginManager:
     def build_registry(self) -> Registry:
         """Ask every plugin to register its classes; refuses duplicates and misspelled hooks."""
         self.check()
+        for name, description in self._sources.items():  # in the order they were registered
+            plugin = self._pm.get_plugin(name)
+            if plugin is not None:
+                self._warn_if_empty(plugin, description)
         registry = Registry()
         for kind in KINDS:
             hook = getattr(self._pm.hook, HOOKS[kind])

@@ -7,6 +7,7 @@ out with a single seed, where ``n=1`` says so).
 
 from __future__ import annotations
 
+import io
 import math
 
 import pandas as pd
@@ -16,6 +17,7 @@ from mibench.report.results import METRICS, POPULATIONS
 METRIC_CHOICES = {"auc": "auc", "tpr@1%": "tpr_at_1pct_fpr", "tpr@0.1%": "tpr_at_0_1pct_fpr",
                   "balanced-acc": "balanced_acc"}
 WIDTH = 100
+INTERVAL = r" \[-?[\d.]+, -?[\d.]+\]"  # a figure's " [low, high]" (the terminal table leaves it out)
 
 
 def _value(mean: float, std: float, digits: int = 3) -> str:
@@ -112,30 +114,42 @@ def to_latex(table: pd.DataFrame) -> str:
 
 
 def to_terminal(table: pd.DataFrame, width: int = WIDTH) -> str:
-    """A plain table that fits ``width`` columns: long labels are shortened, attacks wrap into blocks."""
-    fixed = ["dataset", "model", "defense", "protocol", "test acc"]
-    attack_cols = [c for c in table.columns if c not in fixed + ["seeds", "note"]]
-    short = table.copy()
-    for col, limit in (("dataset", 20), ("model", 18), ("defense", 26)):
-        short[col] = short[col].astype(str).map(lambda s, n=limit: s if len(s) <= n else s[: n - 1] + "…")
-    blocks, current = [], []
-    base = sum(max(short[c].astype(str).map(len).max(), len(c)) + 2 for c in fixed)
-    used = base
-    for col in attack_cols:
-        w = max(short[col].astype(str).map(len).max(), len(col)) + 2
-        if current and used + w > width:
-            blocks.append(current)
-            current, used = [], base
-        current.append(col)
-        used += w
-    blocks.append(current)
-    out = []
-    for block in blocks:
-        out.append(short[fixed + block].to_string(index=False))
-    if "note" in short:
-        notes = short.dropna(subset=["note"])
-        out += [f"note: {r['defense']}: {r['note']}" for _, r in notes.iterrows()]
-    return "\n\n".join(out)
+    """One table (rich) that fits ``width`` columns: labels and figures are folded within their cells, never cut."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    notes = table["note"] if "note" in table else None
+    shown = table.drop(columns=["note"]) if notes is not None else table
+    # What every row shares goes above the table; intervals stay in --format md / latex and the report.
+    same = [c for c in ("dataset", "model", "protocol", "seeds") if c in shown and shown[c].nunique() == 1]
+    caption = ", ".join(f"{c} {shown[c].iloc[0]}" for c in same)
+    shown = shown.drop(columns=same).apply(lambda col: col.astype(str).str.replace(INTERVAL, "", regex=True))
+    text_columns = {"dataset", "model", "defense", "protocol"}
+    out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                title=caption or None, title_justify="left")
+    for column in shown.columns:  # every column kept; a long label or figure folds within its cell, never cut
+        out.add_column(Text(str(column), overflow="fold"), overflow="fold",
+                       justify="left" if column in text_columns else "right")
+    for row in shown.itertuples(index=False):
+        out.add_row(*[str(v) for v in row])
+    console = Console(width=width, file=io.StringIO(), color_system=None, record=True, soft_wrap=False)
+    console.print(out)
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    if notes is not None:
+        lines += [f"note: {d}: {n}" for d, n in zip(table["defense"], notes) if isinstance(n, str) and n]
+    return "\n".join(lines).strip("\n")
+
+
+def terminal_width() -> int:
+    """The terminal's width where the output is one (at least 80 columns), else :data:`WIDTH`."""
+    import shutil
+    import sys
+
+    if sys.stdout.isatty():
+        return max(80, shutil.get_terminal_size((WIDTH, 24)).columns)
+    return WIDTH
 
 
 def render(board: pd.DataFrame, metric: str = "auc", fmt: str = "table") -> str:
@@ -146,4 +160,4 @@ def render(board: pd.DataFrame, metric: str = "auc", fmt: str = "table") -> str:
         return to_markdown(table)
     if fmt == "latex":
         return to_latex(table)
-    return to_terminal(table)
+    return to_terminal(table, terminal_width())
