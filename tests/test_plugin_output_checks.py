@@ -82,3 +82,20 @@ def test_a_plugin_module_without_hookimpl_gets_a_warning_naming_it():
         "(from mibench.sdk import hookimpl)",
         "plugin nothing registers nothing: it has none of mibench's hooks (register_datasets, register_architectures, "
         "register_defenses, register_attacks, register_canaries)"]
+
+
+def test_a_plugin_whose_hooks_register_no_class_gets_a_warning():
+    from mibench.registry.loading import PluginManager
+    from mibench.sdk import hookimpl
+
+    class Idle:
+        @hookimpl
+        def register_defenses(self, register):
+            return None  # forgot register(MyDefense)
+
+    manager = PluginManager()
+    manager.register(Idle(), name="idle", source="plugin 'idle' (idle_plugin, from idle)")
+    with pytest.warns(UserWarning) as caught:
+        manager.build_registry()
+    assert [str(w.message) for w in caught] == [
+        "plugin 'idle' (idle_plugin, from idle) registers nothing: its hooks ran but called register() with no class"]

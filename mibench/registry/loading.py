@@ -142,9 +142,21 @@ class PluginManager:
             if plugin is not None:
                 self._warn_if_empty(plugin, description)
         registry = Registry()
+        added: dict[str, int] = {}  # plugin name -> classes its hooks registered
         for kind in KINDS:
             hook = getattr(self._pm.hook, HOOKS[kind])
-            hook(register=lambda cls, _kind=kind: registry.add(_kind, cls))
+            for impl in reversed(hook.get_hookimpls()):  # the order pluggy calls them in, one plugin at a time
+
+                def register(cls, _kind=kind, _name=impl.plugin_name):
+                    added[_name] = added.get(_name, 0) + 1
+                    registry.add(_kind, cls)
+
+                impl.function(register=register)
+        for name, description in self._sources.items():
+            if self._pm.get_plugin(name) is not None and self._pm.get_hookcallers(self._pm.get_plugin(name)) \
+                    and not added.get(name):
+                warnings.warn(f"{description} registers nothing: its hooks ran but called register() with no class",
+                              UserWarning, stacklevel=2)
         return registry
 
 
