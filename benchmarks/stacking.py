@@ -20,20 +20,14 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mibench.engine.devices import resolve_device
 from mibench.engine.stacking import StackMember, fit_stacked
 from mibench.registry.loading import get_registry
-from mibench.sdk import Objective
 from mibench.sdk.dataset import Pool
 from mibench.sdk.trainer import Trainer
 from mibench.sdk.training_config import TrainingConfig
-
-
-class CrossEntropy(Objective):
-    def forward(self, logits, features, targets, epoch):
-        return F.cross_entropy(logits, targets)
+from mibench_plugins.defenses.ce import CrossEntropy
 
 
 def load(data: str, samples: int, shape: tuple[int, ...], root: str | None = None) -> Pool:

@@ -15,7 +15,7 @@ weights therefore equal one-at-a-time training up to float reassociation in the
 batched kernels (the suite checks this on the CPU).
 
 What cannot stack falls back to one model at a time, with the reason in the log
-(:func:`stack_refusal`): a defense that drives its own training (it overrides
+(:func:`run_refusal`): a defense that drives its own training (it overrides
 :meth:`~mibench.sdk.Defense.train`: AdvReg, DMP, DP-SGD, early stopping), and a network
 with dropout (one random stream is shared under vmap), and one with a layer vmap cannot
 batch (found by a trial run on the meta device). BatchNorm stacks: its running
@@ -241,7 +241,7 @@ def fit_stacked(members: list[StackMember], config: TrainingConfig, pool: Pool, 
             sums = loss_sums.tolist()  # the one host sync of the epoch, as in Trainer.fit
             for k in list(alive):
                 if not math.isfinite(sums[k]):
-                    diverged[k] = TrainingDiverged(f"training diverged at epoch {epoch} (loss {sums[k]})")
+                    diverged[k] = TrainingDiverged.at_epoch(epoch, sums[k])
                     alive.remove(k)
             finite = [sums[k] / n_batches for k in alive]
             bar.set_postfix(epoch=epoch, models=len(alive),

@@ -82,16 +82,16 @@ class PluginManager:
             raise PluginError(f"{description}: {exc}") from None
         self._sources[registered or label] = description
 
-    def _warn_if_empty(self, plugin: object, description: str) -> None:
-        """Warn when ``plugin`` implements no mibench hook: it would register nothing, and silently."""
+    def _why_empty(self, plugin: object, registered: int) -> str | None:
+        """Why ``plugin`` registered no class (``registered`` is how many it did), or None when it did."""
+        if registered:
+            return None
         if self._pm.get_hookcallers(plugin):
-            return
+            return "its hooks ran but called register() with no class"
         unmarked = [name for name in HOOKS.values() if callable(getattr(plugin, name, None))]
         if unmarked:
-            why = f"{', '.join(unmarked)} lack{'s' * (len(unmarked) == 1)} @hookimpl (from mibench.sdk import hookimpl)"
-        else:
-            why = f"it has none of mibench's hooks ({', '.join(HOOKS.values())})"
-        warnings.warn(f"{description} registers nothing: {why}", UserWarning, stacklevel=4)
+            return f"{', '.join(unmarked)} lack{'s' * (len(unmarked) == 1)} @hookimpl (from mibench.sdk import hookimpl)"
+        return f"it has none of mibench's hooks ({', '.join(HOOKS.values())})"
 
     def has(self, plugin: object) -> bool:
         """Whether ``plugin`` (a module or object) is registered already (an installed entry point, say)."""
@@ -137,10 +137,6 @@ class PluginManager:
     def build_registry(self) -> Registry:
         """Ask every plugin to register its classes; refuses duplicates and misspelled hooks."""
         self.check()
-        for name, description in self._sources.items():  # in the order they were registered
-            plugin = self._pm.get_plugin(name)
-            if plugin is not None:
-                self._warn_if_empty(plugin, description)
         registry = Registry()
         added: dict[str, int] = {}  # plugin name -> classes its hooks registered
         for kind in KINDS:
@@ -152,11 +148,11 @@ class PluginManager:
                     registry.add(_kind, cls)
 
                 impl.function(register=register)
-        for name, description in self._sources.items():
-            if self._pm.get_plugin(name) is not None and self._pm.get_hookcallers(self._pm.get_plugin(name)) \
-                    and not added.get(name):
-                warnings.warn(f"{description} registers nothing: its hooks ran but called register() with no class",
-                              UserWarning, stacklevel=2)
+        for name, description in self._sources.items():  # a plugin that registered nothing, silently: say so
+            plugin = self._pm.get_plugin(name)
+            why = self._why_empty(plugin, added.get(name, 0)) if plugin is not None else None
+            if why is not None:
+                warnings.warn(f"{description} registers nothing: {why}", UserWarning, stacklevel=2)
         return registry
 
 

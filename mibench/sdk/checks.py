@@ -34,3 +34,8 @@ def one_per_sample(values: Any, samples: int, plugin: Any, method: str) -> np.nd
         raise PluginOutputError(f"{owner(plugin)}: {method} returned {got} for {samples:,} samples; it must return "
                                 "one per sample, in the order of the samples it was given")
     return array.astype(np.float64, copy=False)
+
+
+def model_signals(attack: Any, model: Any, indices: np.ndarray) -> np.ndarray:
+    """``attack.model_signal(model, indices)``, checked by :func:`one_per_sample` (one value or row per sample)."""
+    return one_per_sample(attack.model_signal(model, indices), len(indices), attack, "model_signal")

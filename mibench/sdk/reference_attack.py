@@ -39,7 +39,7 @@ import torch
 
 from mibench.sdk.attack import (Attack, AttackContext, AttackOutput, ModelView, ReferenceView,
                                 deprecated, overrides)
-from mibench.sdk.checks import one_per_sample
+from mibench.sdk.checks import model_signals, one_per_sample
 from mibench.sdk.thresholds import best_threshold
 
 @dataclass(frozen=True)
@@ -202,10 +202,10 @@ class ReferenceAttack(Attack):
         population = np.asarray(ctx.population, dtype=np.int64)
         samples = np.union1d(own, population)
         asked = np.union1d(evals, samples)
-        signals = np.stack([self._signal_of(s, asked) for s in shadows])
+        signals = np.stack([model_signals(self, s, asked) for s in shadows])
         stats = signals[:, np.searchsorted(asked, samples)]
         x = Table(
-            self._signal_of(ctx.target, evals),
+            model_signals(self, ctx.target, evals),
             signals[:, np.searchsorted(asked, evals)],
             np.stack([_is_out(s, evals) for s in shadows]),
             np.stack([np.isin(evals, s.members) for s in shadows]),
@@ -217,7 +217,7 @@ class ReferenceAttack(Attack):
         is_out = np.stack([_is_out(s, samples) for s in shadows])
         in_population = np.isin(samples, population)
         z_pos = self._draw_population(ctx.seed, is_out & in_population)
-        z_target = self._signal_of(ctx.target, samples[z_pos]) if len(z_pos) else np.zeros((0,) + stats.shape[2:])
+        z_target = model_signals(self, ctx.target, samples[z_pos]) if len(z_pos) else np.zeros((0,) + stats.shape[2:])
         # As the protocol says for z as well: z no reference trained on keep all their OUT
         # references; z drawn from the target's non-members (ReferenceNeeds.population)
         # get as many IN as OUT ones, like the evaluation samples.
@@ -231,10 +231,6 @@ class ReferenceAttack(Attack):
         if threshold is None:
             return AttackOutput(scores, info=info)
         return AttackOutput(scores, threshold, "global", info)
-
-    def _signal_of(self, model: ModelView, indices: np.ndarray) -> np.ndarray:
-        """:meth:`model_signal`, checked: one value (or one row of views) per sample."""
-        return one_per_sample(self.model_signal(model, indices), len(indices), self, "model_signal")
 
     def _draw_population(self, seed: int, out: np.ndarray) -> np.ndarray:
         """Positions of population samples with at least one OUT reference (a seeded draw, sorted)."""

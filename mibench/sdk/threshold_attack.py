@@ -22,7 +22,7 @@ from pydantic import Field
 
 from mibench.sdk.attack import Attack, AttackContext, AttackOutput, ModelView, deprecated, overrides
 from mibench.sdk.calibration import calibration_samples
-from mibench.sdk.checks import one_per_sample
+from mibench.sdk.checks import model_signals
 from mibench.sdk.params import Params
 from mibench.sdk.thresholds import best_threshold, per_class_thresholds
 
@@ -51,16 +51,12 @@ class ThresholdAttack(Attack):
             return np.asarray(self.model_scores(model, indices))
         return np.asarray(self.signal(model.logits(indices).double(), model.labels(indices)))
 
-    def _signal_of(self, model: ModelView, indices: np.ndarray) -> np.ndarray:
-        """:meth:`model_signal`, checked: one number per sample."""
-        return one_per_sample(self.model_signal(model, indices), len(indices), self, "model_signal")
-
     def run(self, ctx: AttackContext) -> AttackOutput:
-        scores = self._signal_of(ctx.target, ctx.eval_indices)
+        scores = model_signals(self, ctx.target, ctx.eval_indices)
         samples = calibration_samples(ctx.references)
         if not samples:
             return AttackOutput(scores=scores)
-        s = np.concatenate([self._signal_of(c.model, c.indices) for c in samples])
+        s = np.concatenate([model_signals(self, c.model, c.indices) for c in samples])
         m = np.concatenate([c.member for c in samples])
         y = np.concatenate([c.model.labels(c.indices).numpy() for c in samples])
         if self.params.thresholds == "global":

@@ -28,6 +28,11 @@ EpochCallback = Callable[[int, nn.Module], None]
 class TrainingDiverged(FloatingPointError):
     """Training produced a non-finite loss or non-finite weights; no model of it is stored."""
 
+    @classmethod
+    def at_epoch(cls, epoch: int, loss: float) -> "TrainingDiverged":
+        """The error of an epoch whose summed loss is not finite (one model's, alone or in a stack)."""
+        return cls(f"training diverged at epoch {epoch} (loss {loss})")
+
 
 class Trainer:
     """Runs epochs of mini-batch training with the grid's training settings.
@@ -169,7 +174,7 @@ class Trainer:
                 # The one host sync of the epoch: it feeds the progress bar and the divergence check.
                 epoch_loss = loss_sum.item()
                 if not math.isfinite(epoch_loss):
-                    raise TrainingDiverged(f"training diverged at epoch {epoch} (loss {epoch_loss})")
+                    raise TrainingDiverged.at_epoch(epoch, epoch_loss)
                 bar.set_postfix(epoch=epoch, loss=f"{epoch_loss / n_batches:.4f}", refresh=False)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch, model)
